@@ -1,0 +1,3 @@
+from smartlabel.cli import main
+
+main()

@@ -1,0 +1,259 @@
+"""Engine creation and the schema, as SQLAlchemy Core tables.
+
+Names are chosen for the admin reading them in Adminer. Rules:
+- `labels` holds one row per human decision and is never updated; an item's
+  agreed label is derived (view `item_status`).
+- `predictions` holds a model's output per run; `queue_state.current_run_id`
+  says which run's priorities the queue uses, so a new run is written aside
+  and switched on in one short statement.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Engine, make_url
+
+from smartlabel.errors import ConfigError, DatabaseUnavailable
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp: the same on SQLite and PostgreSQL columns."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("external_id", String(200), nullable=True, unique=True),
+    Column("title", Text, nullable=False, default=""),
+    Column("selftext", Text, nullable=False, default=""),
+    Column("clean_selftext", Text, nullable=False, default=""),
+    Column("extra", JSON, nullable=True),
+    Column("content_hash", String(64), nullable=False, unique=True),
+    Column("imported_at", DateTime, nullable=False, default=utcnow),
+    # Queue state, kept on the row so the hand-out can use a partial index.
+    Column("rand_key", Float, nullable=False),
+    Column("label_count", Integer, nullable=False, default=0, server_default="0"),
+    Column("done", Boolean, nullable=False, default=False, server_default=text("false")),
+    Index(
+        "ix_items_open_rand",
+        "rand_key",
+        postgresql_where=text("NOT done"),
+        sqlite_where=text("NOT done"),
+    ),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(200), nullable=False),
+    Column("worker_id", String(200), nullable=False),
+    Column("created_at", DateTime, nullable=False, default=utcnow),
+    Column("seconds_spent", Float, nullable=True),
+    # why the post was handed out: 'priority', 'random' (exploration: the unbiased
+    # audit sample), 'unscored', 'import' (label came with the file), 'undo', 'retry'
+    Column("handout_reason", String(20), nullable=True),
+    Column("run_id", Integer, nullable=True),
+    Index("ix_labels_item_id", "item_id"),
+    Index("ix_labels_worker_id_created_at", "worker_id", "created_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("worker_id", String(200), nullable=False),
+    Column("leased_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("reason", String(20), nullable=True),
+    Column("run_id", Integer, nullable=True),
+    Index("ix_leases_worker_id", "worker_id"),
+)
+
+# Every hand-out ever made: lets a late submit prove the worker held the item.
+handouts = Table(
+    "handouts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("worker_id", String(200), nullable=False),
+    Column("handed_at", DateTime, nullable=False),
+    Column("reason", String(20), nullable=True),
+    Column("run_id", Integer, nullable=True),
+    Index("ix_handouts_item_id_worker_id", "item_id", "worker_id"),
+)
+
+skips = Table(
+    "skips",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("worker_id", String(200), primary_key=True),
+    Column("skipped_at", DateTime, nullable=False),
+)
+
+model_runs = Table(
+    "model_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime, nullable=False, default=utcnow),
+    Column("finished_at", DateTime, nullable=True),
+    # running | ok | failed | skipped
+    Column("status", String(20), nullable=False, default="running"),
+    Column("message", Text, nullable=True),
+    Column("model_kind", String(40), nullable=True),
+    Column("acquisition", String(40), nullable=True),
+    Column("n_labels", Integer, nullable=True),
+    Column("n_classes", Integer, nullable=True),
+    Column("cv_accuracy", Float, nullable=True),
+    Column("cv_macro_f1", Float, nullable=True),
+    Column("audit_accuracy", Float, nullable=True),
+    Column("n_audit", Integer, nullable=True),
+    Column("per_class", JSON, nullable=True),
+    Column("model_path", Text, nullable=True),
+    Column("n_scored", Integer, nullable=True),
+    Column("seconds_train", Float, nullable=True),
+    Column("seconds_score", Float, nullable=True),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("run_id", Integer, ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("predicted_label", String(200), nullable=True),
+    Column("confidence", Float, nullable=True),
+    Column("second_label", String(200), nullable=True),
+    Column("second_confidence", Float, nullable=True),
+    # higher is handed out first
+    Column("priority", Float, nullable=False),
+    Index("ix_predictions_run_id_priority", "run_id", "priority"),
+)
+
+queue_state = Table(
+    "queue_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("current_run_id", Integer, nullable=True),
+    Column("updated_at", DateTime, nullable=True),
+)
+
+TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state]
+
+
+def default_sqlite_path(url: str) -> str | None:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        return u.database
+    return None
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn):
+    # Our own BEGIN so that `engine.begin()` can take the write lock up front
+    # (BEGIN IMMEDIATE) when asked through execution options.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | Engine | None = None, **kw) -> Engine:
+    """An engine for `url` (default: settings' DATABASE_URL), tuned for its dialect."""
+    if isinstance(url, Engine):
+        return url
+    if url is None:
+        from smartlabel.settings import load_settings
+
+        url = load_settings().database_url
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise ConfigError(
+            f"DATABASE_URL {url!r} is not a database URL; use sqlite:///data/smartlabel.db "
+            "or postgresql+psycopg2://user:password@host:5432/db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        path = default_sqlite_path(url)
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kw)
+        # pysqlite's own transaction handling is switched off; we emit BEGIN ourselves.
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, record):
+            dbapi_conn.isolation_level = None
+            _sqlite_pragmas(dbapi_conn, record)
+
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if backend == "postgresql":
+        kw.setdefault("pool_pre_ping", True)
+        kw.setdefault("pool_size", 5)
+        kw.setdefault("max_overflow", 10)
+        return create_engine(url, **kw)
+    raise ConfigError(f"DATABASE_URL uses {backend!r}; smartlabel supports sqlite and postgresql")
+
+
+def immediate(engine: Engine):
+    """A transaction that holds the write lock from the start on SQLite (BEGIN IMMEDIATE)."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(sqlite_begin="IMMEDIATE").begin()
+    return engine.begin()
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise DatabaseUnavailable with a readable message when the database cannot be reached."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        raise DatabaseUnavailable(describe_db_error(engine, exc)) from None
+
+
+def describe_db_error(engine: Engine, exc: BaseException) -> str:
+    where = engine.url.render_as_string(hide_password=True)
+    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (
+        f"cannot reach the database at {where}: {first}. "
+        "Check DATABASE_URL and that the database server is running."
+    )

@@ -1,0 +1,110 @@
+"""One typed settings object, read from environment variables and an optional `.env`.
+
+Every field here is listed in the README's settings table (a test checks both ways).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from smartlabel import DEFAULT_LABELS
+from smartlabel.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///data/smartlabel.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the database: `sqlite:///path.db` or "
+        "`postgresql+psycopg2://user:password@host:5432/db`.",
+    )
+    labels: Annotated[list[str], NoDecode] = Field(
+        list(DEFAULT_LABELS),
+        description="The tags labellers choose from, in button order: a JSON list "
+        '(`\'["Advocacy","Others"]\'`) or comma-separated.',
+    )
+    lease_seconds: int = Field(
+        600, ge=5, description="How long a post handed to a labeller stays theirs before it returns to the pool."
+    )
+    overlap: int = Field(
+        1, ge=1, le=20, description="How many distinct labellers must label each post."
+    )
+    models_dir: str = Field("models", description="Folder for model files `<timestamp> <cv score>.pkl`.")
+    model: Literal["lr", "svm", "keras"] = Field(
+        "lr", description="Model the orchestrator trains: `lr` (TF-IDF + logistic regression), `svm`, `keras`."
+    )
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="`balanced` weights classes inversely to their frequency (imbalanced data)."
+    )
+    acquisition: Literal["entropy", "margin", "certainty", "random"] = Field(
+        "entropy", description="How unlabelled posts are ranked for labelling."
+    )
+    shuffle_prop: float = Field(
+        0.1, ge=0.0, le=1.0, description="Share of hand-outs picked at random (exploration and unbiased audit sample)."
+    )
+    retrain_interval_seconds: float = Field(
+        30.0, gt=0, description="How often the orchestrator checks for new labels."
+    )
+    retrain_every_n_labels: int = Field(
+        10, ge=1, description="New labels needed since the last run before the orchestrator retrains."
+    )
+    keep_models: int = Field(20, ge=1, description="How many of the newest model files to keep in `MODELS_DIR`.")
+    score_batch_size: int = Field(
+        20000, ge=100, description="Posts scored per batch when the orchestrator writes priorities."
+    )
+    max_field_chars: int = Field(
+        100_000, ge=100, description="Longest title or body the importer accepts, in characters."
+    )
+    voila_port: int = Field(8866, description="Port of the labelling page.")
+    voila_token: str = Field(
+        "", description="Access token labellers need for the labelling page (empty: no token)."
+    )
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _parse_labels(cls, value):
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"LABELS is not valid JSON ({exc.msg}); use '[\"A\",\"B\"]' or A,B") from None
+            else:
+                value = [part.strip() for part in text.split(",")]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("LABELS must be a list of strings")
+        labels = [str(v).strip() for v in value if str(v).strip()]
+        return labels
+
+    @model_validator(mode="after")
+    def _check_labels(self):
+        if len(self.labels) < 2:
+            raise ValueError("LABELS needs at least two tags")
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("LABELS has a tag twice")
+        return self
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, with a clear error instead of a validation dump."""
+    try:
+        return Settings(**overrides)
+    except Exception as exc:  # pydantic.ValidationError
+        errors = getattr(exc, "errors", None)
+        if errors:
+            parts = []
+            for err in errors():
+                loc = ".".join(str(x) for x in err.get("loc", ())).upper() or "settings"
+                parts.append(f"{loc}: {err.get('msg')}")
+            raise ConfigError("bad setting: " + "; ".join(parts) + " (check your environment or .env)") from None
+        raise
