@@ -780,11 +780,18 @@ def _wait(predicate, timeout: float, run: ContainerRun, what: str):
     pytest.fail(f"{' '.join(run.argv)} did not reach {what} in {timeout:.0f} s:\n{run.output()}")
 
 
-def _cmdline(pid: int) -> str:
+def _argv(pid: int) -> list[str]:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _runs_python_script(pid: int, script: str) -> bool:
+    """The process has exec'd into `python <script>` (not the `sh -c` line that mentions it)."""
+    argv = _argv(pid)
+    return bool(argv) and Path(argv[0]).name.startswith("python") and script in argv
 
 
 def _count(url: str, sql: str):
@@ -825,7 +832,7 @@ def test_orchestrator_container_command_runs_outside_docker(resolved, project, p
     for start in ("first", "restart"):
         run.start()
         try:
-            _wait(lambda: "orchestrator.py" in _cmdline(run.proc.pid), 180, run, "the orchestrator loop")
+            _wait(lambda: _runs_python_script(run.proc.pid, "orchestrator.py"), 180, run, "the orchestrator loop")
             time.sleep(4)
             assert run.alive(), f"the orchestrator died after starting ({start}):\n{run.output()}"
             assert _count(url, "SELECT version_num FROM alembic_version") == head_revision()
