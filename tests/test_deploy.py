@@ -300,11 +300,7 @@ def test_voila_command_listens_on_all_interfaces(resolved):
 
 
 def test_dockerignore_keeps_secrets_and_data_out_of_images():
-    entries = {
-        line.strip().rstrip("/")
-        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    }
+    entries = _dockerignored()
     for needed in (".env", ".venv", "data", "models", "postgres-data"):
         assert needed in entries, needed
 
@@ -334,6 +330,37 @@ def test_dockerfile_layers_and_user(service):
     assert all("src" not in s and " . " not in s + " " for s in before_deps), before_deps
     users = [s.split()[1] for s in steps if s.startswith("USER")]
     assert users and users[-1] not in ("root", "0"), "the process must not run as root"
+
+
+# Files other issues add; until they land, the COPY check below skips and names them.
+PENDING_FILES = {"README.md": "the README", "orchestrator.py": "issue 5", "voila-interface.ipynb": "issue 6"}
+
+
+def _dockerignored() -> set[str]:
+    return {
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith(("#", "!"))
+    }
+
+
+@pytest.mark.parametrize("service", sorted(DOCKERFILES))
+def test_every_copied_file_exists_and_is_in_the_build_context(service):
+    """A COPY of a missing or .dockerignore'd file breaks `docker build`; hadolint cannot see it."""
+    ignored = _dockerignored()
+    sources = []
+    for step in _instructions(DOCKERFILES[service]):
+        if step.startswith("COPY") and "--from" not in step:
+            sources += [src.rstrip("/") for src in step.split()[1:-1] if not src.startswith("--")]
+    assert "src" in sources and "pyproject.toml" in sources
+    for src in sources:
+        top = src.split("/")[0]
+        assert src not in ignored and top not in ignored, f"{src} is excluded by .dockerignore"
+    missing = [src for src in sources if not (ROOT / src).exists()]
+    unexpected = [src for src in missing if src not in PENDING_FILES]
+    assert not unexpected, f"{DOCKERFILES[service].name} copies files that do not exist: {unexpected}"
+    if missing:
+        pytest.skip("not in the checkout yet: " + ", ".join(f"{m} ({PENDING_FILES[m]})" for m in missing))
 
 
 def test_tensorflow_is_never_reinstalled():
