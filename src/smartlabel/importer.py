@@ -160,7 +160,7 @@ class _Lines:
                     raise _error(
                         path,
                         "the file is UTF-16 encoded (starts with a UTF-16 byte-order mark). "
-                        "Re-save it as UTF-8 (in Excel: 'CSV UTF-8'; or: iconv -f utf-16 -t utf-8).",
+                        "Re-save it as UTF-8 (in Excel: 'CSV UTF-8'; or: iconv -f utf-16 -t utf-8 in.csv > out.csv).",
                         line=1,
                     )
                 if raw.startswith(_UTF8_BOM):
@@ -414,8 +414,15 @@ def _jsonl_records(shown: str, lines: _Lines):
         if not line_text.strip():
             continue
         try:
-            obj = json.loads(line_text)
+            obj = json.loads(line_text.rstrip("\r\n"))
         except json.JSONDecodeError as exc:
+            if rows == 0 and line_text.lstrip().startswith("["):
+                raise _error(
+                    shown,
+                    "this looks like a JSON array of posts, which is not supported: write one JSON "
+                    "object per line (JSON Lines), e.g. with: jq -c '.[]' posts.json > posts.jsonl",
+                    line=lineno,
+                ) from None
             raise _error(
                 shown,
                 f"not valid JSON ({exc.msg}). A JSON Lines file holds one complete object per line, "
@@ -425,13 +432,15 @@ def _jsonl_records(shown: str, lines: _Lines):
                 column=str(exc.colno),
             ) from None
         if not isinstance(obj, dict):
-            kind = type(obj).__name__.replace("dict", "object").replace("list", "array").replace("str", "string")
+            kind = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}.get(
+                type(obj), "a number"
+            )
             hint = (
                 " A JSON array of posts is not supported: write one object per line (JSON Lines)."
                 if isinstance(obj, list)
                 else ""
             )
-            raise _error(shown, f"expected a JSON object, found a {kind}.{hint}", line=lineno)
+            raise _error(shown, f"expected a JSON object, found {kind}.{hint}", line=lineno)
         keys = tuple(obj)
         km = keymaps.get(keys)
         if km is None:
@@ -498,7 +507,7 @@ class _Row:
     external_id: str | None
     title: str
     selftext: str
-    clean_selftext: str
+    clean_selftext: str | None
     extra: dict | None
     hash: str
     label: str | None
@@ -569,7 +578,7 @@ class _Validator:
             return None
         clean = v.get("clean_selftext") or ""
         if not clean.strip():
-            clean = clean_text(selftext)
+            clean = None  # computed when the post turns out to be new
         return _Row(rec.line, ext, title, selftext, clean, rec.extra, content_hash(title, selftext), label, worker)
 
 
@@ -583,9 +592,13 @@ class _Writer:
         self.conn, self.result, self.rng, self.overlap = conn, result, rng, overlap
         self.items, self.labels = items, labels
         self.now = utcnow()
-        self.added_ids: set[int] = set()
+        # Imports run one at a time and nothing else adds posts, so the posts this import
+        # added are exactly those with a larger id than any before it.
+        self.max_id_before = conn.execute(select(func.coalesce(func.max(items.c.id), 0))).scalar_one()
         self.touched: set[int] = set()
-        self.insert_items = insert(items).returning(items.c.id, sort_by_parameter_order=True)
+        # Plain executemany (no RETURNING): SQLite would fall back to one statement per
+        # row to return ids in order; ids are looked up by content hash when labels need them.
+        self.insert_items = insert(items)
 
     def _note(self, key: str, text_: str):
         if not any(n.startswith(key) for n in self.result.notes):
@@ -644,7 +657,9 @@ class _Writer:
                         "external_id": r.external_id,
                         "title": r.title,
                         "selftext": r.selftext,
-                        "clean_selftext": r.clean_selftext,
+                        "clean_selftext": r.clean_selftext
+                        if r.clean_selftext is not None
+                        else clean_text(r.selftext),
                         "extra": r.extra,
                         "content_hash": r.hash,
                         "imported_at": self.now,
@@ -657,22 +672,28 @@ class _Writer:
                 if r.external_id:
                     new_by_ext[r.external_id] = idx
                 ref = ("new", idx)
-            elif isinstance(ref, tuple) or ref in self.added_ids:
+            elif isinstance(ref, tuple) or ref > self.max_id_before:
                 res.duplicates_in_file += 1
             else:
                 res.already_present += 1
             if r.label is not None:
                 pending_labels.append((ref, r))
 
-        new_ids: list[int] = []
         if new_rows:
-            new_ids = [row[0] for row in conn.execute(self.insert_items, new_rows)]
-            self.added_ids.update(new_ids)
-            res.added += len(new_ids)
+            conn.execute(self.insert_items, new_rows)
+            res.added += len(new_rows)
         if not pending_labels:
             return
 
-        resolved = [(new_ids[ref[1]] if isinstance(ref, tuple) else ref, r) for ref, r in pending_labels]
+        wanted = list({new_rows[ref[1]]["content_hash"] for ref, _ in pending_labels if isinstance(ref, tuple)})
+        new_id: dict[str, int] = {}
+        if wanted:
+            q = select(items.c.id, items.c.content_hash).where(items.c.content_hash.in_(wanted))
+            new_id = {h: i for i, h in conn.execute(q)}
+        resolved = [
+            (new_id[new_rows[ref[1]]["content_hash"]] if isinstance(ref, tuple) else ref, r)
+            for ref, r in pending_labels
+        ]
         ids = list({i for i, _ in resolved})
         stored: dict[tuple[int, str], str] = {}
         for row in conn.execute(
