@@ -48,6 +48,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def as_datetime(value) -> datetime | None:
+    """A timestamp read through raw SQL: SQLite hands back text."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
 items = Table(
     "items",
     metadata,

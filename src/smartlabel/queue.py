@@ -1,0 +1,531 @@
+"""The labelling queue: atomic hand-out with leases, submit, skip, undo, progress.
+
+`LabelQueue` speaks the protocol superintendent's widget expects from its queue
+(`pop`, `submit`, `undo`, `progress`, iteration, `url`), so the widget can be fed
+by it, and adds `skip` and `counts`.
+
+How a hand-out stays atomic:
+- PostgreSQL: one statement picks the best open item with `FOR NO KEY UPDATE
+  SKIP LOCKED` (NO KEY, so the orchestrator's bulk insert of predictions, which
+  takes KEY SHARE locks on items through the foreign key, never hides items from
+  labellers), claims it in `leases` with an upsert that only succeeds when no one
+  else holds a live lease (re-checked on the latest row, so a race is lost
+  cleanly, never won twice), and logs it in `handouts`.
+- SQLite: the same queries inside `BEGIN IMMEDIATE` (one writer at a time).
+
+An item is held by at most one labeller at a time; with OVERLAP=k it returns to
+the pool after each label until k distinct labellers have labelled it.
+
+Priorities live in `predictions` per model run; `queue_state.current_run_id`
+says which run the queue follows, so a new run is written aside and switched on
+in one short statement (`set_current_run`).
+"""
+
+from __future__ import annotations
+
+import io
+import csv
+import random
+from datetime import timedelta
+from typing import Any, Iterator, Sequence
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from smartlabel.db import as_datetime, immediate, is_postgres, make_engine, utcnow
+from smartlabel.errors import (
+    AlreadyLabelledError,
+    NotHeldError,
+    NothingToUndoError,
+    QueueError,
+    UnknownItemError,
+    UnknownLabelError,
+)
+
+# --- named queries -------------------------------------------------------------
+
+# Conditions every candidate must meet: open, not held by someone else, not
+# labelled by this worker. `{skip}` adds "not skipped by this worker".
+_OPEN = """
+    NOT i.done
+    AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
+                    AND le.expires_at > :now {mine})
+    AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)
+"""
+# open and held by no one (new hand-outs); or held by no one else (held, given)
+_FREE = _OPEN.format(mine="")
+_NOT_OTHERS = _OPEN.format(mine="AND le.worker_id <> :worker")
+_NOT_SKIPPED = "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.worker_id = :worker)"
+
+_CANDIDATES = {
+    # items this worker holds a live lease on (a reloaded tab gets its post back)
+    "held": f"""
+        SELECT i.id, le0.run_id FROM leases le0 JOIN items i ON i.id = le0.item_id
+        WHERE le0.worker_id = :worker AND le0.expires_at > :now AND {_NOT_OTHERS}
+        ORDER BY le0.leased_at LIMIT 1""",
+    # the current run's priorities, best first
+    "priority": f"""
+        SELECT i.id, p.run_id FROM predictions p JOIN items i ON i.id = p.item_id
+        WHERE p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
+          AND {_FREE} {_NOT_SKIPPED}
+        ORDER BY p.priority DESC LIMIT 1""",
+    # exploration: a uniformly random open item (rand_key is i.i.d. per item)
+    "random": f"""
+        SELECT i.id, (SELECT current_run_id FROM queue_state WHERE id = 1) AS run_id
+        FROM items i WHERE {_FREE} {_NOT_SKIPPED}
+        ORDER BY i.rand_key LIMIT 1""",
+    # items the current run has not scored (new imports, or no run yet): random order
+    "unscored": f"""
+        SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM items i
+        WHERE {_FREE} {_NOT_SKIPPED}
+          AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = i.id
+                          AND p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1))
+        ORDER BY i.rand_key LIMIT 1""",
+    # last resort: what this worker skipped, oldest skip first
+    "skipped": f"""
+        SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM skips s JOIN items i ON i.id = s.item_id
+        WHERE s.worker_id = :worker AND {_FREE}
+        ORDER BY s.skipped_at LIMIT 1""",
+    # one given item (undo gives it back)
+    "given": f"""
+        SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM items i WHERE i.id = :item_id AND {_NOT_OTHERS}""",
+}
+
+_CLAIM_VALUES = """
+    INSERT INTO leases (item_id, worker_id, leased_at, expires_at, reason, run_id)
+    VALUES (:item_id, :worker, :now, :expires, :reason, :run_id)
+    ON CONFLICT (item_id) DO UPDATE SET worker_id = excluded.worker_id,
+        leased_at = excluded.leased_at, expires_at = excluded.expires_at,
+        reason = excluded.reason, run_id = excluded.run_id
+    WHERE leases.expires_at <= :now OR leases.worker_id = excluded.worker_id
+    RETURNING item_id, run_id"""
+
+_LOG_HANDOUT = """
+    INSERT INTO handouts (item_id, worker_id, handed_at, reason, run_id)
+    VALUES (:item_id, :worker, :now, :reason, :run_id)"""
+
+
+def _pg_pop_sql(candidate: str) -> str:
+    """Pick, claim and log in one PostgreSQL statement."""
+    return f"""
+    WITH cand AS ({candidate} FOR NO KEY UPDATE OF i SKIP LOCKED),
+    claimed AS (
+        INSERT INTO leases (item_id, worker_id, leased_at, expires_at, reason, run_id)
+        SELECT id, :worker, :now, :expires, :reason, run_id FROM cand
+        ON CONFLICT (item_id) DO UPDATE SET worker_id = excluded.worker_id,
+            leased_at = excluded.leased_at, expires_at = excluded.expires_at,
+            reason = excluded.reason, run_id = excluded.run_id
+        WHERE leases.expires_at <= :now OR leases.worker_id = excluded.worker_id
+        RETURNING item_id, run_id
+    )
+    INSERT INTO handouts (item_id, worker_id, handed_at, reason, run_id)
+    SELECT item_id, :worker, :now, :reason, run_id FROM claimed
+    RETURNING item_id, run_id"""
+
+
+_PG_POP = {name: _pg_pop_sql(sql) for name, sql in _CANDIDATES.items()}
+
+_ITEM = """
+    SELECT i.id, i.external_id, i.title, i.selftext, i.clean_selftext, i.extra,
+           p.run_id AS pred_run_id, p.predicted_label, p.confidence,
+           p.second_label, p.second_confidence, p.priority
+    FROM items i
+    LEFT JOIN predictions p ON p.item_id = i.id
+         AND p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
+    WHERE i.id = :item_id"""
+
+_LOCK_ITEM = {
+    "postgresql": "SELECT id FROM items WHERE id = :item_id FOR NO KEY UPDATE",
+    "sqlite": "SELECT id FROM items WHERE id = :item_id",
+}
+
+_RECOUNT = """
+    UPDATE items SET
+        label_count = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = :item_id),
+        done = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = :item_id) >= :overlap
+    WHERE id = :item_id"""
+
+# Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
+_ORDER = ("held", "priority", "unscored", "skipped")
+_EXPLORE_ORDER = ("held", "random", "priority", "unscored", "skipped")
+
+
+class LabelQueue:
+    """One labeller's view of the shared queue (one instance per browser tab)."""
+
+    def __init__(self, database_url_or_engine: str | Engine | None = None, worker_id: str | None = None,
+                 *, settings=None, rng: random.Random | None = None):
+        if settings is None:
+            from smartlabel.settings import load_settings
+
+            settings = load_settings()
+        self.settings = settings
+        self.engine = make_engine(database_url_or_engine or settings.database_url)
+        self.url = self.engine.url.render_as_string(hide_password=True)
+        self.worker_id = worker_id
+        self.labels = list(settings.labels)
+        self.overlap = int(settings.overlap)
+        self.lease_seconds = float(settings.lease_seconds)
+        self.shuffle_prop = float(settings.shuffle_prop)
+        self._rng = rng or random.Random()
+        self._pg = is_postgres(self.engine)
+        # this session's hand-outs, newest last: [item_id, state] with state
+        # 'pending' (shown, not yet labelled), 'labelled' or 'skipped'
+        self._history: list[list[Any]] = []
+        self._return_first: list[int] = []  # items undo gave back, LIFO
+
+    # --- superintendent's protocol --------------------------------------------
+
+    def __iter__(self) -> Iterator[tuple[int, dict]]:
+        while True:
+            try:
+                yield self.pop()
+            except IndexError:
+                return
+
+    @property
+    def progress(self) -> float:
+        c = self.counts()
+        return c["done"] / c["total"] if c["total"] else 0.0
+
+    def pop(self) -> tuple[int, dict]:
+        """Hand this worker the most useful open item; IndexError when none is left."""
+        worker = self._worker()
+        while self._return_first:
+            item_id = self._return_first.pop()
+            if self._claim(("given",), item_id=item_id, reason="undo"):
+                return self._handed(item_id, "undo")
+        order = _EXPLORE_ORDER if self._rng.random() < self.shuffle_prop else _ORDER
+        if self._history:  # "held" resumes a reloaded tab; this session already has its posts
+            order = order[1:]
+        for attempt in range(5):  # a lost race is retried; it cannot be won twice
+            got = self._claim(order)
+            if got is not None:
+                item_id, reason = got
+                return self._handed(item_id, reason)
+            if not self._any_open_for(worker):
+                break
+        raise IndexError(f"no post left for {worker!r}")
+
+    def submit(self, item_id: int, label: str) -> None:
+        """Store this worker's label for an item they were handed (never overwrites)."""
+        worker = self._worker()
+        if label not in self.labels:
+            raise UnknownLabelError(
+                f"{label!r} is not one of the labels {self.labels}; pick one of them "
+                "(or add it to LABELS and restart)"
+            )
+        with immediate(self.engine) as conn:
+            self._lock_item(conn, item_id)
+            now = utcnow()  # after the lock: the label's time orders it after the hand-out
+            held = conn.execute(
+                text("""SELECT handed_at, reason, run_id FROM handouts
+                        WHERE item_id = :item_id AND worker_id = :worker
+                        ORDER BY id DESC LIMIT 1"""),
+                {"item_id": item_id, "worker": worker},
+            ).first()
+            if held is None:
+                raise NotHeldError(
+                    f"post {item_id} was never handed to {worker!r}; label the post the page shows "
+                    "(reload the page if it is stale)"
+                )
+            if conn.execute(
+                text("SELECT 1 FROM labels WHERE item_id = :item_id AND worker_id = :worker"),
+                {"item_id": item_id, "worker": worker},
+            ).first():
+                raise AlreadyLabelledError(
+                    f"{worker!r} already labelled post {item_id}; use undo to change that label"
+                )
+            conn.execute(
+                text("""INSERT INTO labels (item_id, label, worker_id, created_at, seconds_spent,
+                                            handout_reason, run_id)
+                        VALUES (:item_id, :label, :worker, :now, :spent, :reason, :run_id)"""),
+                {"item_id": item_id, "label": label, "worker": worker, "now": now,
+                 "spent": max(0.0, (now - as_datetime(held.handed_at)).total_seconds()),
+                 "reason": held.reason, "run_id": held.run_id},
+            )
+            conn.execute(text(_RECOUNT), {"item_id": item_id, "overlap": self.overlap})
+            conn.execute(
+                text("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker"),
+                {"item_id": item_id, "worker": worker},
+            )
+            conn.execute(
+                text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
+                {"item_id": item_id, "worker": worker},
+            )
+        self._mark(item_id, "labelled")
+
+    def skip(self, item_id: int) -> None:
+        """Give the item back to the pool and lower it for this worker only."""
+        worker = self._worker()
+        now = utcnow()
+        with immediate(self.engine) as conn:
+            self._lock_item(conn, item_id)
+            if not conn.execute(
+                text("SELECT 1 FROM handouts WHERE item_id = :item_id AND worker_id = :worker"),
+                {"item_id": item_id, "worker": worker},
+            ).first():
+                raise NotHeldError(f"post {item_id} was never handed to {worker!r}; nothing to skip")
+            conn.execute(
+                text("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker"),
+                {"item_id": item_id, "worker": worker},
+            )
+            conn.execute(
+                text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
+                {"item_id": item_id, "worker": worker},
+            )
+            conn.execute(
+                text("INSERT INTO skips (item_id, worker_id, skipped_at) VALUES (:item_id, :worker, :now)"),
+                {"item_id": item_id, "worker": worker, "now": now},
+            )
+        self._mark(item_id, "skipped")
+
+    def undo(self) -> int:
+        """Undo this worker's last step and return the item it concerned.
+
+        The newest post shown but not labelled is put back to be shown again;
+        otherwise this worker's newest label (this session's, or the newest in
+        the database after a reload) is deleted and its post handed back first.
+        """
+        worker = self._worker()
+        if self._history and self._history[-1][1] in ("pending", "skipped"):
+            item_id, state = self._history.pop()
+            if state == "skipped":
+                with immediate(self.engine) as conn:
+                    conn.execute(
+                        text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
+                        {"item_id": item_id, "worker": worker},
+                    )
+            self._return_first.append(item_id)
+            return item_id
+        now = utcnow()
+        with immediate(self.engine) as conn:
+            if self._history:
+                item_id = self._history[-1][0]
+                row = conn.execute(
+                    text("""SELECT id, item_id FROM labels WHERE worker_id = :worker AND item_id = :item_id
+                            ORDER BY id DESC LIMIT 1"""),
+                    {"worker": worker, "item_id": item_id},
+                ).first()
+            else:
+                row = conn.execute(
+                    text("""SELECT id, item_id FROM labels WHERE worker_id = :worker
+                            AND (handout_reason IS NULL OR handout_reason <> 'import')
+                            ORDER BY id DESC LIMIT 1"""),
+                    {"worker": worker},
+                ).first()
+            if row is None:
+                raise NothingToUndoError(f"nothing to undo: {worker!r} has no label to take back")
+            self._lock_item(conn, row.item_id)
+            conn.execute(text("DELETE FROM labels WHERE id = :id"), {"id": row.id})
+            conn.execute(text(_RECOUNT), {"item_id": row.item_id, "overlap": self.overlap})
+            # hand it straight back to this worker (if no one else holds it now)
+            conn.execute(
+                text(_CLAIM_VALUES),
+                {"item_id": row.item_id, "worker": worker, "now": now,
+                 "expires": now + timedelta(seconds=self.lease_seconds), "reason": "undo", "run_id": None},
+            )
+        if self._history:
+            self._history.pop()
+        self._return_first.append(row.item_id)
+        return row.item_id
+
+    # --- extras -----------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Items in all, done, labelled by this worker, left, held right now."""
+        now = utcnow()
+        with self.engine.connect() as conn:
+            total, done = conn.execute(
+                text("SELECT COUNT(*), COALESCE(SUM(CASE WHEN done THEN 1 ELSE 0 END), 0) FROM items")
+            ).one()
+            mine = conn.execute(
+                text("SELECT COUNT(*) FROM labels WHERE worker_id = :worker"), {"worker": self.worker_id or ""}
+            ).scalar_one()
+            leased = conn.execute(
+                text("SELECT COUNT(*) FROM leases WHERE expires_at > :now"), {"now": now}
+            ).scalar_one()
+        return {"total": int(total), "done": int(done), "labelled_by_me": int(mine),
+                "left": int(total) - int(done), "leased": int(leased)}
+
+    def item(self, item_id: int) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(text(_ITEM), {"item_id": item_id}).mappings().first()
+        if row is None:
+            raise UnknownItemError(f"there is no post with id {item_id}")
+        return {
+            "id": row["id"], "external_id": row["external_id"], "title": row["title"],
+            "selftext": row["selftext"], "clean_selftext": row["clean_selftext"], "extra": row["extra"],
+            "run_id": row["pred_run_id"], "predicted_label": row["predicted_label"],
+            "confidence": row["confidence"], "second_label": row["second_label"],
+            "second_confidence": row["second_confidence"], "priority": row["priority"],
+        }
+
+    # --- internals --------------------------------------------------------------
+
+    def _worker(self) -> str:
+        if not self.worker_id or not str(self.worker_id).strip():
+            raise QueueError("no labeller name set: set worker_id before asking for posts")
+        return str(self.worker_id)
+
+    def _handed(self, item_id: int, reason: str) -> tuple[int, dict]:
+        self._history.append([item_id, "pending"])
+        item = self.item(item_id)
+        item["reason"] = reason
+        return item_id, item
+
+    def _mark(self, item_id: int, state: str) -> None:
+        for entry in reversed(self._history):
+            if entry[0] == item_id:
+                entry[1] = state
+                return
+        self._history.append([item_id, state])
+
+    def _lock_item(self, conn: Connection, item_id: int) -> None:
+        sql = _LOCK_ITEM["postgresql" if self._pg else "sqlite"]
+        if conn.execute(text(sql), {"item_id": item_id}).first() is None:
+            raise UnknownItemError(f"there is no post with id {item_id}; it may have been deleted")
+
+    def _claim(self, order: Sequence[str], item_id: int | None = None, reason: str | None = None):
+        """Try each hand-out path in turn; return (item_id, reason) or None."""
+        worker = self._worker()
+        now = utcnow()
+        params = {"worker": worker, "now": now, "expires": now + timedelta(seconds=self.lease_seconds),
+                  "item_id": item_id}
+        if self._pg:
+            for name in order:
+                with self.engine.begin() as conn:
+                    row = conn.execute(text(_PG_POP[name]), {**params, "reason": reason or name}).first()
+                if row is not None:
+                    return row.item_id, reason or name
+            return None
+        with immediate(self.engine) as conn:
+            now = utcnow()  # after BEGIN IMMEDIATE: waiting for the lock must not age the lease
+            params.update(now=now, expires=now + timedelta(seconds=self.lease_seconds))
+            for name in order:
+                cand = conn.execute(text(_CANDIDATES[name]), params).first()
+                if cand is None:
+                    continue
+                got = conn.execute(
+                    text(_CLAIM_VALUES),
+                    {**params, "item_id": cand[0], "reason": reason or name, "run_id": cand[1]},
+                ).first()
+                if got is None:
+                    continue
+                conn.execute(
+                    text(_LOG_HANDOUT),
+                    {**params, "item_id": cand[0], "reason": reason or name, "run_id": cand[1]},
+                )
+                return cand[0], reason or name
+        return None
+
+    def _any_open_for(self, worker: str) -> bool:
+        """Is anything still open for this worker (possibly held by others right now)?"""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                text("""SELECT 1 FROM items i WHERE NOT i.done AND NOT EXISTS (
+                            SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)
+                        AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
+                            AND le.expires_at > :now AND le.worker_id <> :worker)
+                        LIMIT 1"""),
+                {"worker": worker, "now": utcnow()},
+            ).first() is not None
+
+
+# --- bulk API for the orchestrator --------------------------------------------------
+
+
+def current_run_id(engine: Engine) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT current_run_id FROM queue_state WHERE id = 1")).scalar()
+
+
+def set_current_run(engine: Engine, run_id: int | None) -> None:
+    """Switch the queue to a run's priorities: one short statement."""
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE queue_state SET current_run_id = :run_id, updated_at = :now WHERE id = 1"),
+            {"run_id": run_id, "now": utcnow()},
+        )
+
+
+_PRED_COLUMNS = ("run_id", "item_id", "predicted_label", "confidence", "second_label",
+                 "second_confidence", "priority")
+
+
+def write_predictions(engine: Engine, run_id: int, item_ids: Sequence[int], priorities: Sequence[float],
+                      predicted_labels: Sequence[str] | None = None, confidences: Sequence[float] | None = None,
+                      second_labels: Sequence[str] | None = None,
+                      second_confidences: Sequence[float] | None = None, chunk: int = 5000) -> int:
+    """Write a run's predictions in bulk, before the run is made current.
+
+    PostgreSQL: COPY in one transaction (labellers read only the current run,
+    and take no lock this conflicts with). SQLite: short transactions of
+    `chunk` rows, so a labeller's hand-out waits for one chunk at most.
+    """
+    n = len(item_ids)
+    if len(priorities) != n:
+        raise ValueError("item_ids and priorities differ in length")
+    none = [None] * n
+    cols = [
+        [run_id] * n, list(item_ids), list(predicted_labels) if predicted_labels is not None else none,
+        list(confidences) if confidences is not None else none,
+        list(second_labels) if second_labels is not None else none,
+        list(second_confidences) if second_confidences is not None else none, list(priorities),
+    ]
+    rows = list(zip(*cols))
+    if is_postgres(engine):
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            for start in range(0, n, 100_000):
+                buf = io.StringIO()
+                writer = csv.writer(buf)
+                for r in rows[start:start + 100_000]:
+                    writer.writerow(["\\N" if v is None else _csv_value(v) for v in r])
+                buf.seek(0)
+                cur.copy_expert(
+                    f"COPY predictions ({', '.join(_PRED_COLUMNS)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
+                    buf,
+                )
+            raw.commit()
+        except Exception:
+            raw.rollback()
+            raise
+        finally:
+            raw.close()
+        return n
+    stmt = text(
+        f"INSERT INTO predictions ({', '.join(_PRED_COLUMNS)}) VALUES "
+        f"({', '.join(':' + c for c in _PRED_COLUMNS)})"
+    )
+    for start in range(0, n, chunk):
+        batch = [dict(zip(_PRED_COLUMNS, r)) for r in rows[start:start + chunk]]
+        with engine.begin() as conn:
+            conn.execute(stmt, batch)
+    return n
+
+
+def _csv_value(v):
+    if isinstance(v, float):
+        return repr(v)
+    if hasattr(v, "item"):  # numpy scalar
+        return _csv_value(v.item())
+    return v
+
+
+def prune_predictions(engine: Engine, keep_runs: int = 5) -> int:
+    """Delete predictions of all but the newest `keep_runs` runs (the current run is always kept)."""
+    current = current_run_id(engine)
+    with engine.begin() as conn:
+        keep = [r for (r,) in conn.execute(
+            text("SELECT DISTINCT run_id FROM predictions ORDER BY run_id DESC LIMIT :k"), {"k": keep_runs}
+        )]
+        if current is not None and current not in keep:
+            keep.append(current)
+        if not keep:
+            return 0
+        params = {f"k{i}": r for i, r in enumerate(keep)}
+        placeholders = ", ".join(f":k{i}" for i in range(len(keep)))
+        res = conn.execute(text(f"DELETE FROM predictions WHERE run_id NOT IN ({placeholders})"), params)
+        return res.rowcount or 0

@@ -1,0 +1,248 @@
+"""The labelling queue's contract, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+
+from smartlabel.errors import (
+    AlreadyLabelledError,
+    NotHeldError,
+    NothingToUndoError,
+    QueueError,
+    UnknownItemError,
+    UnknownLabelError,
+)
+from smartlabel.queue import (
+    LabelQueue,
+    current_run_id,
+    prune_predictions,
+    set_current_run,
+    write_predictions,
+)
+from smartlabel.settings import load_settings
+
+from helpers import seed_items
+
+A, B = "Advocacy", "Others"
+
+
+def make_queue(url, worker, **overrides):
+    overrides.setdefault("shuffle_prop", 0.0)
+    overrides.setdefault("database_url", url)
+    return LabelQueue(url, worker, settings=load_settings(**overrides), rng=random.Random(1))
+
+
+def label_rows(engine):
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT item_id, label, worker_id FROM labels ORDER BY id"))]
+
+
+def new_run(engine):
+    with engine.begin() as conn:
+        return conn.execute(
+            text("INSERT INTO model_runs (started_at, status) VALUES (CURRENT_TIMESTAMP, 'ok') RETURNING id")
+        ).scalar_one()
+
+
+def test_pop_submit_until_empty(db_url, engine_for):
+    ids = seed_items(db_url, 5)
+    q = make_queue(db_url, "ann")
+    seen = []
+    for item_id, item in q:
+        assert item["title"].startswith("post ")
+        assert item["reason"] == "unscored"
+        seen.append(item_id)
+        q.submit(item_id, A)
+    assert sorted(seen) == sorted(ids)
+    assert q.progress == 1.0
+    assert label_rows(engine_for(db_url)) == [(i, A, "ann") for i in seen]
+    with pytest.raises(IndexError):
+        q.pop()
+
+
+def test_unscored_items_come_out_in_random_order_then_priorities_rule(db_url, engine_for):
+    ids = seed_items(db_url, 30)
+    engine = engine_for(db_url)
+    q = make_queue(db_url, "ann")
+    first = [q.pop()[0] for _ in range(5)]
+    assert first != ids[:5], "unscored posts should not come out in insertion order"
+    for i in first:
+        q.skip(i)
+    # a run ranks the posts in reverse id order: the queue must follow it
+    run = new_run(engine)
+    write_predictions(engine, run, ids, [float(i) for i in ids], predicted_labels=[A] * len(ids),
+                      confidences=[0.6] * len(ids))
+    assert current_run_id(engine) is None
+    set_current_run(engine, run)
+    q2 = make_queue(db_url, "bob")
+    got = [q2.pop() for _ in range(3)]
+    assert [g[0] for g in got] == sorted(ids, reverse=True)[:3]
+    assert got[0][1]["reason"] == "priority"
+    assert got[0][1]["predicted_label"] == A and got[0][1]["confidence"] == pytest.approx(0.6)
+
+
+def test_two_workers_never_get_the_same_item(db_url):
+    seed_items(db_url, 4)
+    qa, qb = make_queue(db_url, "ann"), make_queue(db_url, "bob")
+    a = [qa.pop()[0] for _ in range(2)]
+    b = [qb.pop()[0] for _ in range(2)]
+    assert not set(a) & set(b)
+    with pytest.raises(IndexError):
+        make_queue(db_url, "cat").pop()
+
+
+def test_reload_gets_the_held_post_back(db_url):
+    seed_items(db_url, 3)
+    first = make_queue(db_url, "ann").pop()[0]
+    again = make_queue(db_url, "ann").pop()  # a new tab, same name
+    assert again[0] == first and again[1]["reason"] == "held"
+
+
+def test_expired_lease_returns_item_and_late_submit_is_kept(db_url, engine_for):
+    (only,) = seed_items(db_url, 1)
+    qa, qb = make_queue(db_url, "ann"), make_queue(db_url, "bob")
+    qa.lease_seconds = 0.2
+    assert qa.pop()[0] == only
+    with pytest.raises(IndexError):
+        qb.pop()
+    time.sleep(0.4)
+    assert qb.pop()[0] == only  # ann's tab was abandoned: the post came back
+    qa.submit(only, A)  # ann submits late: kept, not lost
+    qb.submit(only, B)  # bob's label does not overwrite ann's
+    assert label_rows(engine_for(db_url)) == [(only, A, "ann"), (only, B, "bob")]
+
+
+def test_invalid_submits_raise_typed_errors_and_write_nothing(db_url, engine_for):
+    ids = seed_items(db_url, 2)
+    q = make_queue(db_url, "ann")
+    item_id, _ = q.pop()
+    other = next(i for i in ids if i != item_id)
+    with pytest.raises(UnknownLabelError, match="not one of the labels"):
+        q.submit(item_id, "Spam")
+    with pytest.raises(UnknownItemError, match="no post with id 999999"):
+        q.submit(999999, A)
+    with pytest.raises(NotHeldError, match="never handed"):
+        q.submit(other, A)
+    assert label_rows(engine_for(db_url)) == []
+    q.submit(item_id, A)
+    with pytest.raises(AlreadyLabelledError, match="already labelled"):
+        q.submit(item_id, B)
+    assert label_rows(engine_for(db_url)) == [(item_id, A, "ann")]
+    with pytest.raises(QueueError, match="no labeller name"):
+        make_queue(db_url, None).pop()
+
+
+def test_undo_removes_only_my_last_label_and_gives_it_back(db_url, engine_for):
+    seed_items(db_url, 4)
+    engine = engine_for(db_url)
+    qa, qb = make_queue(db_url, "ann", overlap=2), make_queue(db_url, "bob", overlap=2)
+    first, _ = qa.pop()
+    qa.submit(first, A)
+    # bob labels the same post ann labelled (overlap 2)
+    for _ in range(4):
+        got, _ = qb.pop()
+        if got == first:
+            break
+        qb.skip(got)
+    qb.submit(first, B)
+    current, _ = qa.pop()
+    # superintendent's Undo: un-pop the current post, then un-label the previous one
+    qa.undo()
+    qa.undo()
+    assert label_rows(engine) == [(first, B, "bob")]
+    assert qa.pop()[0] == first, "the undone post comes back first"
+    assert qa.pop()[0] == current, "then the post that was on screen"
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT label_count, done FROM items WHERE id = :i"), {"i": first}).one() == (1, False)
+
+
+def test_undo_after_reload_uses_the_database(db_url, engine_for):
+    seed_items(db_url, 3)
+    q = make_queue(db_url, "ann")
+    item_id, _ = q.pop()
+    q.submit(item_id, A)
+    fresh = make_queue(db_url, "ann")  # a reloaded tab has no history
+    assert fresh.undo() == item_id
+    assert label_rows(engine_for(db_url)) == []
+    assert fresh.pop()[0] == item_id
+    with pytest.raises(NothingToUndoError):
+        make_queue(db_url, "zed").undo()
+
+
+def test_skip_lowers_the_item_for_me_only(db_url):
+    ids = seed_items(db_url, 3)
+    qa, qb = make_queue(db_url, "ann"), make_queue(db_url, "bob")
+    skipped, _ = qa.pop()
+    qa.skip(skipped)
+    rest = [qa.pop()[0] for _ in range(2)]
+    assert skipped not in rest
+    for i in rest:
+        qa.submit(i, A)
+    assert qb.pop()[0] == skipped, "another labeller still gets the skipped post"
+    qb.skip(skipped)
+    assert qa.pop()[0] == skipped, "the skipper gets it back once nothing else is left"
+    assert set(ids) == set(rest) | {skipped}
+    with pytest.raises(NotHeldError):
+        make_queue(db_url, "cat").skip(skipped)
+
+
+def test_overlap_two_needs_two_distinct_labellers(db_url, engine_for):
+    ids = seed_items(db_url, 3)
+    qa, qb = make_queue(db_url, "ann", overlap=2), make_queue(db_url, "bob", overlap=2)
+    for q in (qa, qb):
+        for item_id, _ in q:
+            q.submit(item_id, A)
+    rows = label_rows(engine_for(db_url))
+    assert sorted((i, w) for i, _, w in rows) == sorted((i, w) for i in ids for w in ("ann", "bob"))
+    assert qa.progress == 1.0
+
+
+def test_prune_keeps_current_and_newest_runs(db_url, engine_for):
+    ids = seed_items(db_url, 3)
+    engine = engine_for(db_url)
+    runs = [new_run(engine) for _ in range(4)]
+    for r in runs:
+        write_predictions(engine, r, ids, [0.5] * 3)
+    set_current_run(engine, runs[0])
+    prune_predictions(engine, keep_runs=2)
+    with engine.connect() as conn:
+        left = sorted(r for (r,) in conn.execute(text("SELECT DISTINCT run_id FROM predictions")))
+    assert left == sorted([runs[0], runs[2], runs[3]])
+
+
+def test_bulk_write_does_not_block_pop_on_postgres(pg_url, engine_for):
+    """A run's 100k priorities are being written (transaction still open): pop still answers."""
+    seed_items(pg_url, 50)
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        ids = [r for (r,) in conn.execute(text("SELECT id FROM items"))]
+        conn.execute(text("INSERT INTO items (title, selftext, clean_selftext, content_hash, imported_at, rand_key) "
+                          "SELECT 't', 'b', 'b', md5(g::text), now(), random() FROM generate_series(1, 100000) g"))
+        all_ids = [r for (r,) in conn.execute(text("SELECT id FROM items"))]
+    run = new_run(engine)
+    writer = engine.raw_connection()
+    cur = writer.cursor()
+    # the writer takes KEY SHARE locks on every item through the foreign key, and holds them
+    cur.execute("INSERT INTO predictions (run_id, item_id, priority) "
+                "SELECT %s, id, random() FROM items", (run,))
+    result = {}
+
+    def labeller():
+        q = make_queue(pg_url, "ann")
+        result["item"] = q.pop()[0]
+
+    t = threading.Thread(target=labeller)
+    t.start()
+    t.join(60)
+    alive = t.is_alive()
+    writer.rollback()
+    writer.close()
+    t.join(60)
+    assert not alive, "pop waited for the bulk write"
+    assert result["item"] in all_ids
+    assert len(ids) == 50

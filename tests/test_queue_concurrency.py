@@ -1,0 +1,83 @@
+"""8 labeller processes pop and submit until the pool is empty, on both backends."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections import defaultdict
+
+import pytest
+from sqlalchemy import text
+
+from helpers import seed_items
+
+N_ITEMS = 120
+N_WORKERS = 8
+
+
+def _tick(counter) -> int:
+    with counter.get_lock():
+        counter.value += 1
+        return counter.value
+
+
+def _labeller(url: str, worker: str, overlap: int, out, counter) -> None:
+    import random
+
+    from smartlabel.queue import LabelQueue
+    from smartlabel.settings import load_settings
+
+    q = LabelQueue(url, worker, settings=load_settings(database_url=url, overlap=overlap, shuffle_prop=0.3),
+                   rng=random.Random(worker))
+    done = []
+    try:
+        for item_id, _ in q:
+            got = _tick(counter)  # recorded after the claim: never earlier than it
+            releasing = _tick(counter)  # recorded before submit commits: never later than the release
+            q.submit(item_id, "Others")
+            done.append((item_id, got, releasing))
+    except Exception as exc:  # reported to the parent, which fails the test
+        out.put((worker, repr(exc)))
+        return
+    out.put((worker, done))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overlap", [1, 2])
+def test_eight_labellers_until_empty(db_url, engine_for, overlap):
+    ids = seed_items(db_url, N_ITEMS)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    counter = ctx.Value("q", 0)
+    procs = [ctx.Process(target=_labeller, args=(db_url, f"w{k}", overlap, out, counter))
+             for k in range(N_WORKERS)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=240) for _ in procs)
+    for p in procs:
+        p.join(60)
+    errors = {w: r for w, r in results.items() if isinstance(r, str)}
+    assert not errors, errors
+
+    engine = engine_for(db_url)
+    with engine.connect() as conn:
+        labels = conn.execute(text("SELECT item_id, worker_id FROM labels")).all()
+        handouts = conn.execute(text("SELECT item_id, worker_id FROM handouts")).all()
+    per_item = defaultdict(list)
+    for item_id, worker in labels:
+        per_item[item_id].append(worker)
+    # every item labelled exactly OVERLAP times, by distinct labellers, each handed out once per labeller
+    assert sorted(per_item) == sorted(ids)
+    assert all(len(ws) == overlap and len(set(ws)) == overlap for ws in per_item.values())
+    assert sorted(handouts) == sorted((i, w) for i, w in labels)
+    assert sum(len(r) for r in results.values()) == N_ITEMS * overlap
+    # never held by two at once: a labeller got an item only after its previous holder began to submit
+    spans = defaultdict(list)
+    for worker, done in results.items():
+        for item_id, got, releasing in done:
+            spans[item_id].append((got, releasing, worker))
+    for item_id, events in spans.items():
+        events.sort()
+        for (_, released0, w0), (got1, _, w1) in zip(events, events[1:]):
+            assert got1 > released0, f"item {item_id} was handed to {w1} while {w0} held it"
+    # the work was shared
+    assert sum(1 for r in results.values() if r) >= 2
