@@ -6,15 +6,15 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
-from conftest import ROOT
 from smartlabel.importer import import_file
 from smartlabel.settings import load_settings
 from smartlabel.text import clean_text, content_hash
 
+ROOT = Path(__file__).resolve().parents[1]
 ALDATA = ROOT / "aldata.csv"
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_bench_import_runs_and_writes_results(pg_admin_url, tmp_path):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sqlalchemy import text
 
-from conftest import ROOT, SRC
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 
 
 def smartlabel(*args, database_url, extra_env=None):

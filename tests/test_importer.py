@@ -369,6 +369,12 @@ BAD_FILES = {
         ["bad.jsonl, line 5:", "NUL character"],
         {},
     ),
+    "jsonl_nan": (
+        "bad.jsonl",
+        GOOD_J * 2 + '{"title": "x", "selftext": "y", "score": NaN}\n',
+        ["bad.jsonl, line 5:", "NaN is not valid JSON"],
+        {},
+    ),
     "json_array_file": (
         "bad.json",
         '[\n  {"title": "x", "selftext": "y"}\n]\n',
@@ -406,3 +412,12 @@ def test_import_migrates_a_new_database(tmp_path, engine_for):
     res = run(write(tmp_path, "a.csv", GOOD), url)
     assert res.added == 3
     assert rows(engine_for, url, "SELECT COUNT(*) FROM items") == [(3,)]
+
+
+def test_format_option_overrides_the_file_name(sqlite_url, tmp_path, engine_for):
+    f = write(tmp_path, "export.txt", '{"title": "A", "selftext": "x"}\n')
+    with pytest.raises(ImportFileError, match="missing required column"):
+        run(f, sqlite_url)  # .txt is read as CSV
+    assert run(f, sqlite_url, fmt="jsonl").added == 1
+    with pytest.raises(ImportFileError, match="unknown format 'xml'"):
+        run(f, sqlite_url, fmt="xml")

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import io
 import json
 import os
 import random
@@ -406,6 +405,14 @@ def _csv_records(path: Path, shown: str, lines: _Lines, delimiter: str | None, f
         raise _error(shown, "the file has a header but no rows: there is nothing to import.")
 
 
+class _NotJSON(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NotJSON(name)  # NaN, Infinity, -Infinity: Python accepts them, JSON does not
+
+
 def _jsonl_records(shown: str, lines: _Lines):
     rows = 0
     keymaps: dict[tuple, tuple[dict[str, str], list[str]]] = {}
@@ -414,7 +421,13 @@ def _jsonl_records(shown: str, lines: _Lines):
         if not line_text.strip():
             continue
         try:
-            obj = json.loads(line_text.rstrip("\r\n"))
+            obj = json.loads(line_text.rstrip("\r\n"), parse_constant=_reject_constant)
+        except _NotJSON as exc:
+            raise _error(
+                shown,
+                f"{exc} is not valid JSON (the database would refuse it): write null or a string.",
+                line=lineno,
+            ) from None
         except json.JSONDecodeError as exc:
             if rows == 0 and line_text.lstrip().startswith("["):
                 raise _error(
