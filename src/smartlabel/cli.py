@@ -109,6 +109,23 @@ def import_cmd(
 # --- run: everything on one machine ------------------------------------------
 
 
+@app.command("run")
+@friendly
+def run_cmd(
+    data: Path = typer.Option(
+        Path("aldata.csv"), "--data", help="Posts to load when the database has none yet."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface the labelling page listens on."),
+):
+    """Migrate, load DATA into an empty database, then run the orchestrator and the page.
+
+    Stops both on Ctrl+C (or SIGTERM); if one of them dies, the other is stopped too.
+    """
+    from smartlabel.launcher import run_all
+
+    raise typer.Exit(run_all(_settings(), data=data, host=host))
+
+
 def main(argv: list[str] | None = None) -> None:
     app(args=argv, prog_name="smartlabel")
 
