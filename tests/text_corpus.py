@@ -48,3 +48,35 @@ def seed_corpus(url_or_engine, n_per_class: int, *, classes=None, seed: int = 0)
         conn.execute(insert(items), rows)
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM items ORDER BY id")]
     return ids[-len(rows):], labels
+
+
+LABELS = ["Advocacy", "Personal Stories", "Others", "Factual Queries/Sharing"]
+
+
+def queue_settings(url, **overrides):
+    from smartlabel.settings import load_settings
+
+    overrides.setdefault("labels", LABELS)
+    overrides.setdefault("shuffle_prop", 0.0)
+    return load_settings(database_url=url, **overrides)
+
+
+def label_with_queue(url, truth: dict, workers=("ann", "bob", "cat"), per_worker: int = 10, *,
+                     shuffle_prop: float = 0.0, wrong: dict | None = None, seed: int = 0) -> list[tuple]:
+    """Each worker pops and labels `per_worker` posts through the real LabelQueue.
+
+    `truth` maps item id -> label; `wrong` (item id -> label) overrides it.
+    Returns [(item_id, label, worker, reason)].
+    """
+    from smartlabel.queue import LabelQueue
+
+    st = queue_settings(url, shuffle_prop=shuffle_prop)
+    done = []
+    for k, w in enumerate(workers):
+        q = LabelQueue(url, w, settings=st, rng=random.Random(seed * 100 + k))
+        for _ in range(per_worker):
+            item_id, item = q.pop()
+            label = (wrong or {}).get(item_id, truth[item_id])
+            q.submit(item_id, label)
+            done.append((item_id, label, w, item["reason"]))
+    return done
