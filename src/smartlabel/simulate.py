@@ -380,7 +380,26 @@ def simulate(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> SimulationResult:
-    """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds."""
+    """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds.
+
+    BLAS runs single-threaded meanwhile: the linear models' L-BFGS steps are small
+    vector operations, which OpenBLAS's spinning worker threads slow down 10-40x
+    on a machine whose cores are busy (measured here); nothing else changes.
+    """
+    from threadpoolctl import threadpool_limits
+
+    import scipy.optimize  # noqa: F401  (load every BLAS copy first: limits apply to loaded ones)
+    import smartlabel.models  # noqa: F401
+
+    with threadpool_limits(1, user_api="blas"):
+        return _simulate(corpus, model=model, strategies=strategies, initial=initial, step=step,
+                         budget=budget, seeds=seeds, heldout=heldout, max_items=max_items,
+                         shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
+                         progress=progress, log=log)
+
+
+def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, heldout, max_items, shuffle_prop,
+              class_weight, split_seed, progress, log) -> SimulationResult:
     import pandas as pd
     from tqdm.auto import tqdm
 
