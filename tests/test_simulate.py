@@ -251,6 +251,7 @@ def _cli(*args, cwd=None):
 def test_cli_end_to_end(reuters_csv, tmp_path):
     proc = _cli(reuters_csv, "--truth-column", "topic", "--strategy", "entropy,margin", "--initial", "10",
                 "--step", "25", "--budget", "60", "--seeds", "1", "--max-items", "400",
+                "--baseline-budget", "200", "--baseline-step", "70",
                 "--out", tmp_path / "c.csv", "--plot", tmp_path / "c.png", "--json", tmp_path / "s.json",
                 "--no-progress")
     assert proc.returncode == 0, proc.stderr
@@ -258,10 +259,15 @@ def test_cli_end_to_end(reuters_csv, tmp_path):
     assert "subsampled to 400" in proc.stdout
     curve = pd.read_csv(tmp_path / "c.csv")
     assert sorted(curve["strategy"].unique()) == ["entropy", "margin", "random"]
-    assert sorted(curve["labels"].unique()) == [10, 35, 60]
-    assert len(curve) == 3 * 3
+    for s in ("entropy", "margin"):
+        assert curve[curve.strategy == s]["labels"].tolist() == [10, 35, 60]
+    # random goes on past the budget (to 200 here: 130, then 200) so its labels to target are known
+    assert curve[curve.strategy == "random"]["labels"].tolist() == [10, 35, 60, 130, 200]
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["info"]["pool"] + summary["info"]["heldout"] == 400
+    assert summary["info"]["baseline_budget"] == 200
+    # the accuracy "at the budget" is at 60 labels for every strategy, random included
+    assert summary["labels_to_target"]["random"]["final"]["labels"] == 60
     assert set(summary["labels_to_target"]) == {"entropy", "margin", "random"}
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -195,6 +195,10 @@ def simulate_cmd(
     step: int = typer.Option(20, "--step", help="Labels added per step (one retraining per step)."),
     budget: int = typer.Option(500, "--budget", help="Stop at this many labels."),
     seeds: int = typer.Option(3, "--seeds", help="Number of runs with different initial samples (seeds 0..N-1)."),
+    baseline_budget: Optional[int] = typer.Option(
+        None, "--baseline-budget", help="Let random sampling go on to this many labels, so its labels to target are known (default: --budget)."
+    ),
+    baseline_step: Optional[int] = typer.Option(None, "--baseline-step", help="Step of random sampling past --budget (default: --step)."),
     heldout: float = typer.Option(0.25, "--heldout", help="Share of the file held out for scoring, never queried."),
     max_items: Optional[int] = typer.Option(None, "--max-items", help="Use a stratified random subset of this many posts (faster)."),
     shuffle_prop: float = typer.Option(0.0, "--shuffle-prop", help="Share of each step picked at random, like SHUFFLE_PROP."),
@@ -223,7 +227,8 @@ def simulate_cmd(
     corpus = load_corpus(file, truth_column)
     result = simulate(
         corpus, model=model, strategies=strategies, initial=initial, step=step, budget=budget, seeds=seeds,
-        heldout=heldout, max_items=max_items, shuffle_prop=shuffle_prop, class_weight=class_weight,
+        baseline_budget=baseline_budget, baseline_step=baseline_step, heldout=heldout, max_items=max_items,
+        shuffle_prop=shuffle_prop, class_weight=class_weight,
         progress=progress, log=lambda msg: typer.echo(msg, err=True),
     )
     typer.echo(format_table(result))

@@ -24,7 +24,10 @@ loop is the orchestrator's, with the production code, in memory:
    highest (a `--shuffle-prop` share of each batch is picked at random instead,
    like the queue's exploration).
 5. Random sampling (`priorities("random", ...)`) runs beside every strategy with
-   the same seeds and initial samples: it is the baseline.
+   the same seeds and initial samples: it is the baseline. It may go on past the
+   budget (`--baseline-budget`, in `--baseline-step` steps), so that the labels
+   *it* needs to reach a target, and so the ratio, are known even when it is
+   far more than the strategies need.
 
 Reported: for each strategy, the number of labels at which the **mean
 held-out accuracy** over seeds first reaches each target, and its ratio to
@@ -165,8 +168,8 @@ class SimulationResult:
     def ratio(self, strategy: str, fraction: float) -> tuple[float | None, str]:
         """(ratio, text) of labels needed by `strategy` over random's, for one target.
 
-        When a curve never reaches the target the ratio is a bound ("<= 0.40",
-        ">= 2.5") computed with the budget, or unknown ("n/a").
+        When a curve never reaches the target the ratio is a bound ("< 0.40",
+        "> 2.50") computed with the budgets, or unknown ("n/a").
         """
         mine = self.labels_to_target[strategy][fraction]
         base = self.labels_to_target[BASELINE][fraction]
@@ -174,8 +177,8 @@ class SimulationResult:
         if mine is not None and base is not None:
             r = mine / base
             return r, f"{r:.2f}"
-        if mine is not None and base is None:  # random needs more than the budget
-            r = mine / budget
+        if mine is not None and base is None:  # random needs more than its budget
+            r = mine / self.info.get("baseline_budget", budget)
             return None, f"< {r:.2f}"
         if mine is None and base is not None:
             r = budget / base
@@ -211,9 +214,9 @@ class SimulationResult:
         return out
 
     def final_accuracy(self, strategy: str) -> dict:
-        """Mean and standard deviation over seeds at the last labels count."""
+        """Mean and standard deviation over seeds at the budget (the strategies' last count)."""
         df = self.curve[self.curve["strategy"] == strategy]
-        last = df[df["labels"] == df["labels"].max()]
+        last = df[df["labels"] == min(int(df["labels"].max()), int(self.info["budget"]))]
         return {
             "labels": int(last["labels"].iloc[0]),
             "heldout_mean": round(float(last["heldout_accuracy"].mean()), 4),
@@ -372,6 +375,8 @@ def simulate(
     step: int = 20,
     budget: int = 500,
     seeds: int | Sequence[int] = 3,
+    baseline_budget: int | None = None,
+    baseline_step: int | None = None,
     heldout: float = 0.25,
     max_items: int | None = None,
     shuffle_prop: float = 0.0,
@@ -379,6 +384,7 @@ def simulate(
     split_seed: int = 0,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    desc: str | None = None,
 ) -> SimulationResult:
     """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds.
 
@@ -393,13 +399,14 @@ def simulate(
 
     with threadpool_limits(1, user_api="blas"):
         return _simulate(corpus, model=model, strategies=strategies, initial=initial, step=step,
-                         budget=budget, seeds=seeds, heldout=heldout, max_items=max_items,
+                         budget=budget, seeds=seeds, baseline_budget=baseline_budget,
+                         baseline_step=baseline_step, heldout=heldout, max_items=max_items,
                          shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
-                         progress=progress, log=log)
+                         progress=progress, log=log, desc=desc)
 
 
-def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, heldout, max_items, shuffle_prop,
-              class_weight, split_seed, progress, log) -> SimulationResult:
+def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step, heldout, max_items, shuffle_prop,
+              class_weight, split_seed, progress, log, desc) -> SimulationResult:
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -436,6 +443,12 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, heldou
     if initial > budget:
         raise SimulationError(f"--initial ({initial}) is more than the budget ({budget})")
     schedule = _label_schedule(initial, step, budget)
+    baseline_budget = min(max(baseline_budget or budget, budget), len(pool_idx))
+    baseline_step = int(baseline_step or step)
+    if baseline_step < 1:
+        raise SimulationError("--baseline-step must be at least 1")
+    base_schedule = schedule + (_label_schedule(budget, baseline_step, baseline_budget)[1:]
+                                if baseline_budget > budget else [])
 
     labels = corpus.classes
     learner = _Learner(model, labels, class_weight, pool_texts, held_texts)
@@ -454,8 +467,8 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, heldou
         f"scored on {len(held_idx)} held-out items; {t_full:.1f} s)")
 
     rows = []
-    total = len(seed_list) * len(strategies) * len(schedule)
-    bar = tqdm(total=total, desc=f"simulate {model}", unit="fit", disable=not progress, file=sys.stderr,
+    total = len(seed_list) * ((len(strategies) - 1) * len(schedule) + len(base_schedule))
+    bar = tqdm(total=total, desc=desc or f"simulate {model}", unit="fit", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     try:
         for seed in seed_list:
@@ -465,7 +478,8 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, heldou
                 rng = np.random.default_rng([seed, 2])  # acquisition and exploration draws
                 labelled = np.zeros(len(pool_idx), dtype=bool)
                 labelled[init] = True
-                for i, n in enumerate(schedule):
+                plan = base_schedule if strategy == BASELINE else schedule
+                for i, n in enumerate(plan):
                     lab_rows = np.flatnonzero(labelled)
                     assert len(lab_rows) == n
                     est = learner.fit(lab_rows, y_pool[lab_rows], random_state=seed)
@@ -479,9 +493,9 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, heldou
                         "classes_seen": len(classes),
                     })
                     bar.update(1)
-                    if i + 1 == len(schedule):
+                    if i + 1 == len(plan):
                         break
-                    want = schedule[i + 1] - n
+                    want = plan[i + 1] - n
                     n_random = int(round(shuffle_prop * want)) if strategy != BASELINE else 0
                     pri = priorities(strategy, proba_rest, rng)
                     order = np.argsort(-pri, kind="stable")
@@ -517,6 +531,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, heldou
         "heldout": int(len(held_idx)),
         "classes": len(labels),
         "initial": initial, "step": step, "budget": budget,
+        "baseline_budget": baseline_budget, "baseline_step": baseline_step,
         "shuffle_prop": shuffle_prop, "class_weight": class_weight,
         "features": getattr(learner, "n_features", None),
         "seconds": round(time.perf_counter() - t0, 1),
@@ -536,6 +551,11 @@ def _fmt_labels(n: int | None, budget: int) -> str:
     return str(n) if n is not None else f"> {budget}"
 
 
+def _budget_of(result: "SimulationResult", strategy: str) -> int:
+    info = result.info
+    return info.get("baseline_budget", info["budget"]) if strategy == BASELINE else info["budget"]
+
+
 def format_table(result: SimulationResult) -> str:
     """The summary a person reads on stdout (plain text, fixed width)."""
     info = result.info
@@ -546,6 +566,8 @@ def format_table(result: SimulationResult) -> str:
         f"{info['file'] or 'corpus'}: {info['items'] - info['dropped_rows']} items{sub}, {info['classes']} classes; "
         f"pool {info['pool']}, held out {info['heldout']}; model {result.model}; "
         f"seeds {', '.join(map(str, result.seeds))}; start {info['initial']}, +{info['step']} per step, budget {budget}"
+        + (f" (random goes on to {info['baseline_budget']}, +{info['baseline_step']} per step)"
+           if info.get("baseline_budget", budget) > budget else "")
     )
     lines.append(
         f"full-data accuracy {result.full_accuracy:.3f}: the model trained on all {info['pool']} pool items "
@@ -562,7 +584,7 @@ def format_table(result: SimulationResult) -> str:
     for s in result.strategies:
         row = [s]
         for f in result.targets:
-            row.append(_fmt_labels(result.labels_to_target[s][f], budget))
+            row.append(_fmt_labels(result.labels_to_target[s][f], _budget_of(result, s)))
             row.append("1 (baseline)" if s == BASELINE else result.ratio(s, f)[1])
         fin = result.final_accuracy(s)
         row.append(f"{fin['heldout_mean']:.3f} ± {fin['heldout_std']:.3f}")
@@ -635,6 +657,10 @@ def plot_curve(result: SimulationResult, path: str | Path, *, title: str | None 
         for f, a in result.targets.items():
             ax.axhline(a, color="black", lw=0.8, ls=":" if f < 0.95 else "-.",
                        label=f"{int(f * 100)}% of full = {a:.3f}")
+        if result.info.get("baseline_budget", result.info["budget"]) > result.info["budget"]:
+            ax.axvline(result.info["budget"], color="grey", lw=0.8, alpha=0.6)
+            ax.annotate("budget", (result.info["budget"], max(0.0, lo) + 0.01),
+                        fontsize=7, color="grey", xytext=(3, 0), textcoords="offset points")
         ax.set_xlabel("labels")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
