@@ -498,7 +498,9 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
                     want = plan[i + 1] - n
                     n_random = int(round(shuffle_prop * want)) if strategy != BASELINE else 0
                     pri = priorities(strategy, proba_rest, rng)
-                    order = np.argsort(-pri, kind="stable")
+                    # best first; equal priorities (e.g. posts sharing no term with the labelled
+                    # ones get the same probabilities) in random order, not in file order
+                    order = np.lexsort((rng.random(len(rest)), -pri))
                     chosen = list(rest[order[: want - n_random]])
                     if n_random:
                         others = rest[order[want - n_random:]]
@@ -639,7 +641,7 @@ def plot_curve(result: SimulationResult, path: str | Path, *, title: str | None 
     lo = min(float(df[["heldout_accuracy", "unqueried_accuracy"]].min().min()), result.targets[0.90]) - 0.03
     for ax, metric, name in ((axes[0], "heldout_accuracy", "held-out accuracy"),
                              (axes[1], "unqueried_accuracy", "accuracy on items not queried yet")):
-        for s in result.strategies:
+        for k, s in enumerate(result.strategies):
             g = df[df.strategy == s].groupby("labels")[metric]
             m, mn, mx = g.mean(), g.min(), g.max()
             colour = COLOURS.get(s)
@@ -651,7 +653,7 @@ def plot_curve(result: SimulationResult, path: str | Path, *, title: str | None 
                 n95 = result.labels_to_target[s][0.95]
                 if n95 is not None:
                     ax.plot([n95], [m.loc[n95]], "o", color=colour, ms=6)
-                    ax.annotate(str(n95), (n95, m.loc[n95]), textcoords="offset points", xytext=(4, -12),
+                    ax.annotate(str(n95), (n95, m.loc[n95]), textcoords="offset points", xytext=(4, -12 - 9 * k),
                                 color=colour, fontsize=8)
         ax.axhline(result.full_accuracy, color="black", lw=1, label=f"full data {result.full_accuracy:.3f}")
         for f, a in result.targets.items():
