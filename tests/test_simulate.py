@@ -302,6 +302,29 @@ def test_keras_model_runs_through_the_same_loop(corpus):
     assert r.info["features"] <= 20_000  # the Keras vectoriser, not lr's
 
 
+# --- bench/bench_al.py at a tiny size (so it cannot rot) --------------------------------
+
+
+def test_bench_al_job_smoke(reuters_csv, tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench_al
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    job = dict(corpus="r8", file=str(reuters_csv), model="lr", max_items=300, initial=10, step=20, budget=50,
+               seeds=1, baseline_budget=90, baseline_step=40, out_dir=str(tmp_path))
+    res = bench_al.run_job(job, progress=False)
+    assert res["name"] == "r8-lr" and (tmp_path / "al-r8-lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert res["curves"]["random"]["labels"] == [10, 30, 50, 90]
+    assert res["curves"]["entropy"]["labels"] == [10, 30, 50]
+    assert res["summary"]["info"]["pool"] == 225
+    table = bench_al.markdown([res])
+    assert len(table.splitlines()) == 2 + 3 and "| Reuters R8 (subsample) | lr" in table
+    verdict = bench_al.target_verdict([res])
+    assert set(verdict["per_model"]) == {"lr"}
+    json.dumps(verdict)
+
+
 # --- scripts/fetch_corpora.py, on a tiny wheel-shaped zip (no network) ---------------------
 
 
