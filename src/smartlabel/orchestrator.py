@@ -56,7 +56,7 @@ from smartlabel import acquisition
 from smartlabel.db import describe_db_error, make_engine, model_runs, utcnow
 from smartlabel.db import labels as labels_table
 from smartlabel.errors import SmartlabelError
-from smartlabel.models import FeatureCache, join_pipeline, make_model, split_pipeline
+from smartlabel.models import ActiveFeatures, FeatureCache, join_pipeline, make_model, split_pipeline
 
 log = logging.getLogger("smartlabel.orchestrator")
 
@@ -456,7 +456,7 @@ class Orchestrator:
         if cache is not None:
             stats = cache.sync(pool_ids, hashes, lambda some: fetch_texts(self.engine, some))
             log.info("run %d %s", run_id, stats)
-            head = split_pipeline(model)[1]
+            head = ActiveFeatures(split_pipeline(model)[1])
             X = cache.rows(ids)
         else:  # a model without a separable vectoriser reads text every run
             head = model
@@ -570,7 +570,7 @@ def configure_logging(level: str = "INFO") -> None:
 def main(*, once: bool = False, force: bool = False, settings=None, models_dir=None,
          database_url: str | None = None) -> int:
     """The `smartlabel orchestrate` command: exit status 1 when the (only) run failed."""
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging()
     orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
     orch.install_signal_handlers()
     try:
