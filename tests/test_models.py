@@ -76,7 +76,8 @@ def test_keras_network_trains_predicts_every_class_and_pickles(data):
     restored = pickle.loads(pickle.dumps(model))
     np.testing.assert_allclose(restored.predict_proba(Xt), proba, atol=1e-6)
     # scikit-learn's cross-validation clones and refits it
-    scores = cross_val_score(make_model("keras", labels=CLASSES), X, y, scoring="accuracy", cv=3)
+    quick = make_model("keras", labels=CLASSES).set_params(clf__min_steps=100)
+    scores = cross_val_score(quick, X, y, scoring="accuracy", cv=3)
     assert scores.mean() >= 0.8
 
 
@@ -277,3 +278,19 @@ def test_top_two():
     assert list(l2) == [None, None] and p2.tolist() == [0, 0]
     with pytest.raises(ValueError):
         acquisition.top_two(PROBA, ["A", "B"])
+
+
+def test_active_features_gives_the_same_linear_model_on_fewer_columns(data):
+    from smartlabel.models import ActiveFeatures
+
+    X, y, Xt, yt = data
+    vec = text_vectorizer().fit(X + Xt + ["zebra giraffe words nobody labelled"] * 3)
+    Xtr, Xte = vec.transform(X), vec.transform(Xt)
+    head = make_model("lr", labels=CLASSES).named_steps["clf"]
+    full = clone(head).fit(Xtr, y)
+    small = ActiveFeatures(head).fit(Xtr, y)
+    assert len(small.columns_) < Xtr.shape[1] and list(small.classes_) == CLASSES
+    np.testing.assert_allclose(small.predict_proba(Xte), full.predict_proba(Xte), atol=1e-4)
+    assert list(small.predict(Xte)) == list(full.predict(Xte))
+    scores = cross_val_score(ActiveFeatures(head), Xtr, y, scoring="accuracy", cv=3)
+    assert scores.mean() >= 0.8

@@ -56,7 +56,7 @@ from smartlabel import acquisition
 from smartlabel.db import describe_db_error, make_engine, model_runs, utcnow
 from smartlabel.db import labels as labels_table
 from smartlabel.errors import SmartlabelError
-from smartlabel.models import FeatureCache, join_pipeline, make_model, split_pipeline
+from smartlabel.models import ActiveFeatures, FeatureCache, join_pipeline, make_model, split_pipeline
 
 log = logging.getLogger("smartlabel.orchestrator")
 
@@ -266,6 +266,7 @@ class Orchestrator:
         self._recovered = False
         self._fresh = True  # first check of this process: no back-off
         self._last_why: str | None = None
+        self._last_error: str | None = None
 
     # -- signals --
 
@@ -324,10 +325,16 @@ class Orchestrator:
             self._recover()
             due, why = self.due(force=force)
         except Exception as exc:
-            log.error("check failed: %s", self._describe(exc))
-            return RunResult(None, "failed", self._describe(exc))
+            msg = self._describe(exc)
+            # one line when the problem starts (or changes), not one every interval
+            (log.error if msg != self._last_error else log.debug)("check failed: %s", msg)
+            self._last_error = msg
+            return RunResult(None, "failed", msg)
         finally:
             self._fresh = False
+        if self._last_error is not None:
+            log.info("the database answers again")
+            self._last_error = None
         if not due:
             # said once per change, not every interval
             (log.info if why != self._last_why else log.debug)("no retraining: %s", why)
@@ -339,8 +346,9 @@ class Orchestrator:
     def _recover(self) -> None:
         """Store outcomes we could not store while the database was away; mark orphaned runs."""
         for run_id, (status, message) in list(self._unfinished.items()):
-            self._finish(run_id, status, message)
-            del self._unfinished[run_id]
+            if self._finish(run_id, status, message, quiet=True):
+                del self._unfinished[run_id]
+                log.info("recorded run %d as %s now that the database answers", run_id, status)
         if not self._recovered:
             with self.engine.begin() as conn:
                 n = conn.execute(
@@ -456,7 +464,7 @@ class Orchestrator:
         if cache is not None:
             stats = cache.sync(pool_ids, hashes, lambda some: fetch_texts(self.engine, some))
             log.info("run %d %s", run_id, stats)
-            head = split_pipeline(model)[1]
+            head = ActiveFeatures(split_pipeline(model)[1])
             X = cache.rows(ids)
         else:  # a model without a separable vectoriser reads text every run
             head = model
@@ -535,15 +543,18 @@ class Orchestrator:
         )
         return RunResult(run_id, "ok", "", scores=scores, model_path=str(path))
 
-    def _finish(self, run_id: int, status: str, message: str, **values) -> None:
+    def _finish(self, run_id: int, status: str, message: str, *, quiet: bool = False, **values) -> bool:
         try:
             with self.engine.begin() as conn:
                 conn.execute(update(model_runs).where(model_runs.c.id == run_id).values(
                     status=status, message=message[:2000] if message else None, finished_at=utcnow(), **values))
+            return True
         except Exception as exc:
             # the database is away: store it later (the loop retries in _recover)
             self._unfinished[run_id] = (status, message)
-            log.warning("could not record run %d as %s yet: %s", run_id, status, self._describe(exc))
+            if not quiet:
+                log.warning("could not record run %d as %s yet: %s", run_id, status, self._describe(exc))
+            return False
 
     def _describe(self, exc: BaseException) -> str:
         from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
@@ -570,7 +581,7 @@ def configure_logging(level: str = "INFO") -> None:
 def main(*, once: bool = False, force: bool = False, settings=None, models_dir=None,
          database_url: str | None = None) -> int:
     """The `smartlabel orchestrate` command: exit status 1 when the (only) run failed."""
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging()
     orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
     orch.install_signal_handlers()
     try:
