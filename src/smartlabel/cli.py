@@ -62,6 +62,46 @@ def db_upgrade(
 
 # --- import (issue 4) --------------------------------------------------------
 
+
+@app.command("import")
+@friendly
+def import_cmd(
+    file: Path = typer.Argument(
+        ...,
+        help="CSV or JSON Lines file with columns title, selftext; optional clean_selftext, id, "
+        "label, worker_id; other columns are kept as extra data.",
+        show_default=False,
+    ),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    file_format: Optional[str] = typer.Option(
+        None, "--format", help="csv, tsv or jsonl. Default: from the file name (.csv, .tsv, .jsonl)."
+    ),
+    worker_id: str = typer.Option(
+        "import", "--worker-id", help="Recorded as the labeller of the file's labels when it has no worker_id column."
+    ),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Rows per INSERT batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on a terminal."),
+):
+    """Add posts (and existing labels) from FILE; posts already imported are skipped.
+
+    The whole file is one transaction: if any line is bad, nothing is imported and
+    the error names the line and column.
+    """
+    from smartlabel.importer import import_file
+
+    settings = _settings()
+    result = import_file(
+        file,
+        database_url or settings.database_url,
+        settings=settings,
+        fmt=file_format,
+        batch_size=batch_size,
+        progress=progress,
+        worker_id=worker_id,
+    )
+    typer.echo(result.summary())
+
+
 # --- orchestrator, autolabel, export, status, simulate (issue 5) -------------
 
 # --- labelling page: serve (issue 6) ----------------------------------------
@@ -175,6 +215,23 @@ def serve(
     os.execvpe(argv[0], argv, _kernel_environment(settings, database_url))
 
 # --- run: everything on one machine ------------------------------------------
+
+
+@app.command("run")
+@friendly
+def run_cmd(
+    data: Path = typer.Option(
+        Path("aldata.csv"), "--data", help="Posts to load when the database has none yet."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface the labelling page listens on."),
+):
+    """Migrate, load DATA into an empty database, then run the orchestrator and the page.
+
+    Stops both on Ctrl+C (or SIGTERM); if one of them dies, the other is stopped too.
+    """
+    from smartlabel.launcher import run_all
+
+    raise typer.Exit(run_all(_settings(), data=data, host=host))
 
 
 def main(argv: list[str] | None = None) -> None:

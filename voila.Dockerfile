@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# The labelling page (article Step 4): Voila serving voila-interface.ipynb.
+# Slim Python, no TensorFlow: each labeller's kernel stays around 200 MB.
+FROM python:3.11-slim-bookworm
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+WORKDIR /app
+
+# 1. Dependencies (the `ui` extra): rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+COPY scripts/docker_requirements.py scripts/
+RUN python3 scripts/docker_requirements.py requirements pyproject.toml ui > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && python3 -c "import voila, superintendent, ipyannotations, ipykernel, psycopg2"
+
+# 2. The project itself, with no dependency resolution at all.
+COPY README.md voila-interface.ipynb ./
+COPY src/ src/
+RUN pip install --no-deps . && rm -rf build
+
+# 3. Run as an unprivileged user with a writable home (Jupyter keeps its
+#    runtime files there).
+ARG APP_UID=1000
+RUN if ! getent passwd "${APP_UID}" > /dev/null; then \
+        useradd --create-home --uid "${APP_UID}" --user-group smartlabel; \
+    fi
+USER ${APP_UID}
+
+EXPOSE 8866
+# `smartlabel serve` runs Voila on VOILA_PORT (8866) with the VOILA_TOKEN from .env.
+CMD ["smartlabel", "serve", "--host", "0.0.0.0"]
