@@ -145,8 +145,10 @@ def _kernel_environment(settings, database_url: Optional[str]) -> dict:
             continue
         value = getattr(settings, name)
         env[key] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-    package_root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    package_root = Path(__file__).resolve().parents[1]
+    if package_root.name == "src":  # a source checkout: kernels import this same code
+        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != package_root]
+        env["PYTHONPATH"] = os.pathsep.join([str(package_root)] + rest)
     return env
 
 

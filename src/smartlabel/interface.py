@@ -26,6 +26,7 @@ import importlib.machinery
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 import types
@@ -134,7 +135,8 @@ CSS = """
 .sl-who { color: #555; }
 .sl-status, .sl-model { color: #444; font-size: .92em; line-height: 1.5; }
 .sl-model { margin-bottom: .3em; }
-.sl-post { width: 100%; }
+.sl-post-widget, .sl-post-widget .widget-html-content { width: 100%; max-width: 100%; box-sizing: border-box; }
+.sl-post { width: 100%; box-sizing: border-box; padding-right: 3px; }
 .sl-why { color: #555; font-size: .9em; margin: .2em 0 .5em; line-height: 1.45; }
 .sl-title { font-size: 1.45em; font-weight: 650; line-height: 1.3; margin: 0 0 .5em;
             overflow-wrap: anywhere; white-space: pre-wrap; }
@@ -143,6 +145,8 @@ CSS = """
            border-radius: 6px; }
 .sl-muted { color: #888; font-style: italic; }
 .sl-tag button { height: 2.6em; font-size: 1em; }
+.sl-labeller { padding: 2px 4px; border-radius: 6px; }
+.sl-labeller:focus, .sl-labeller:focus-visible { outline: 2px solid #9ec5fe; outline-offset: -1px; }
 .sl-key { text-align: center; color: #888; font-size: .8em; line-height: 1.4; }
 .sl-keys { color: #666; font-size: .85em; margin-top: .4em; }
 .sl-notice { background: #fff6d6; border-left: 4px solid #e0b100; padding: .35em .7em; margin: .3em 0;
@@ -304,6 +308,7 @@ def _tag_labeller_class():
             self.skip_button.tooltip = "Skip this post (key S)"
             self.undo_button.tooltip = "Undo your last step (key U or Backspace)"
             self.display_widget.layout.width = "100%"
+            self.add_class("sl-labeller")  # outlined while the mouse is over it: keys work then
 
         def _sort_options(self, change=None):
             return None
@@ -326,9 +331,30 @@ _AGAIN = object()   # "check again" / "retry"
 
 def labelling_widget_class():
     """Our subclass of superintendent's widget (built lazily: see import_superintendent)."""
-    global _LABELLING_WIDGET
-    if _LABELLING_WIDGET is not None:
+    with _CLASS_LOCK:
+        if _LABELLING_WIDGET is None:
+            _build_labelling_widget_class()
         return _LABELLING_WIDGET
+
+
+def warm_up() -> None:
+    """Import superintendent in the background while the labeller types their name."""
+    if _LABELLING_WIDGET is None:
+        threading.Thread(target=_quietly(labelling_widget_class), name="smartlabel-warm-up",
+                         daemon=True).start()
+
+
+def _quietly(fn):
+    def run():
+        try:
+            fn()
+        except Exception:  # start() will import again and show the problem
+            _log_exception("importing superintendent")
+    return run
+
+
+def _build_labelling_widget_class():
+    global _LABELLING_WIDGET
     Superintendent = import_superintendent()
     TagLabeller = _tag_labeller_class()
 
@@ -546,10 +572,10 @@ def labelling_widget_class():
             self.children = kids
 
     _LABELLING_WIDGET = LabellingWidget
-    return LabellingWidget
 
 
 _LABELLING_WIDGET = None
+_CLASS_LOCK = threading.Lock()
 
 
 def current_model_run(engine) -> dict | None:
@@ -606,6 +632,8 @@ class LabellingPage(widgets.VBox):
         worker = worker_from_query(query_string)
         if worker:
             self.name_box.value = worker  # starts (the observer in _build_name_prompt)
+        else:
+            warm_up()
 
     # -- name ------------------------------------------------------------------------
 
