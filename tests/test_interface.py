@@ -186,6 +186,7 @@ def test_undo_with_nothing_to_undo_keeps_the_post(sqlite_url, engine_for):
     page.widget.labelling_widget.undo_button.click()
     assert shown_id(page) == first
     assert "Nothing to undo yet." in page.widget.notice.value
+    assert "not scored yet" in page.widget.post.value  # still why it was chosen, not "back after undo"
     click(page, "Advocacy")
     assert page.widget.notice.value == ""  # a notice lasts one post
 

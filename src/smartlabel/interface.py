@@ -377,6 +377,9 @@ def _build_labelling_widget_class():
             self._clock = clock
             self.min_seconds_on_post = min_seconds_on_post
             self._pending_notice = ""
+            self._keep_reason = None
+            self._fetched = None
+            self.item: dict = {}
             self.counts: dict | None = None
             self.run: dict | None = None
             self.post = widgets.HTML(layout=widgets.Layout(width="100%"))
@@ -446,6 +449,8 @@ def _build_labelling_widget_class():
                 self.queue.undo()      # take back the last label (or skip) and show its post
             except NothingToUndoError:
                 self._pending_notice = "Nothing to undo yet."
+                if self._state == "item":  # the same post comes back: keep why it was chosen
+                    self._keep_reason = (self._current, self.item.get("reason"))
             except Exception as exc:
                 _log_exception("undoing")
                 self._pending_notice = "Undo failed: " + describe_problem(exc)[0]
@@ -517,17 +522,21 @@ def _build_labelling_widget_class():
                     self._state = "loading"
 
         def _fetch(self):
-            try:
-                item_id, item = self.queue.pop()
-            except IndexError:
-                got = None
-            else:
-                got = (item_id, item)
+            # a post popped before a later query failed is kept for the retry, not popped twice
+            if self._fetched is None:
+                try:
+                    self._fetched = self.queue.pop()
+                except IndexError:
+                    self._fetched = False
             self.counts = self.queue.counts()
             self.run = current_model_run(self.queue.engine)
-            return got
+            got, self._fetched = self._fetched, None
+            return got or None
 
         def _show(self, item_id, item):
+            kept, self._keep_reason = self._keep_reason, None
+            if kept and kept[0] == item_id:
+                item["reason"] = kept[1]
             self._current = item_id
             self.item = item
             self.model_html.value = model_line_html(self.run)
