@@ -104,6 +104,79 @@ def import_cmd(
 
 # --- orchestrator, autolabel, export, status, simulate (issue 5) -------------
 
+
+@app.command("orchestrate")
+@friendly
+def orchestrate_cmd(
+    once: bool = typer.Option(False, "--once", help="Check once (retrain if due) and exit; exit status 1 if that run failed."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if fewer than RETRAIN_EVERY_N_LABELS labels are new."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Default: MODELS_DIR."),
+):
+    """Retrain the model every RETRAIN_INTERVAL_SECONDS when RETRAIN_EVERY_N_LABELS new labels
+    arrived, and write the posts' priorities for the labelling queue (runs until Ctrl+C / SIGTERM).
+
+    Each run is a row in model_runs (scores, status, message) and a model file
+    MODELS_DIR/<timestamp> <cv score>.pkl. MODEL, ACQUISITION, CLASS_WEIGHT choose how.
+    """
+    from smartlabel.orchestrator import main as orchestrate_main
+
+    raise typer.Exit(orchestrate_main(once=once, force=force, settings=_settings(), models_dir=models_dir,
+                                      database_url=database_url))
+
+
+@app.command("autolabel")
+@friendly
+def autolabel_cmd(
+    model_file: Optional[Path] = typer.Option(None, "--model-file", help="Default: the newest file in MODELS_DIR."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Default: MODELS_DIR."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Apply the latest model to every post without an agreed human label.
+
+    The predictions are stored in a new model run marked `autolabel` (the labelling
+    queue does not follow it); `smartlabel export` then uses them.
+    """
+    from smartlabel.export import autolabel
+
+    result = autolabel(_settings(), engine=database_url, models_dir=models_dir, model_file=model_file,
+                       progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command("export")
+@friendly
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="FILE.csv or FILE.jsonl", show_default=False),
+    file_format: Optional[str] = typer.Option(None, "--format", help="csv or jsonl. Default: from the file name."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Write every post with its human labels and a final label (agreed human label, else the
+    model's prediction), the label's source (human/model), confidence and model run.
+    """
+    from smartlabel.export import export
+
+    result = export(out, _settings(), engine=database_url, fmt=file_format, progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command("status")
+@friendly
+def status_cmd(
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+):
+    """Counts (posts, labelled, leased), labels per class, the latest model runs and their scores."""
+    from smartlabel.db import check_connection, make_engine
+    from smartlabel.export import print_status
+
+    settings = _settings()
+    engine = make_engine(database_url or settings.database_url)
+    check_connection(engine)
+    print_status(engine, settings.labels)
+
+
 # --- labelling page: serve (issue 6) ----------------------------------------
 
 
