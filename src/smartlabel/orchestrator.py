@@ -517,7 +517,6 @@ class Orchestrator:
                                  "trained_at": utcnow().isoformat()}
         path = save_model_atomic(full, self.models_dir, scores["cv_accuracy"], run_id=run_id)
         # From here on the run completes even if a signal arrives: each step is short.
-        set_current_run(self.engine, run_id)
         note = [f"cv {scores['cv_folds']}-fold" if scores["cv_folds"] else scores.get("note", "")]
         if dropped:
             note.append(f"{dropped} agreed label(s) not in LABELS ignored")
@@ -530,6 +529,8 @@ class Orchestrator:
             model_path=str(path), n_scored=len(open_ids), seconds_train=round(seconds_train, 3),
             seconds_score=round(seconds_score, 3),
         )
+        # switched on only once the run's row is complete, so the page never shows a half-told run
+        set_current_run(self.engine, run_id)
         pruned = prune_predictions(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
         gone = prune_model_files(self.models_dir, int(s.keep_models))
         audit = (f"audit {format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"

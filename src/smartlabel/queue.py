@@ -233,6 +233,7 @@ class LabelQueue:
                 text("SELECT 1 FROM labels WHERE item_id = :item_id AND worker_id = :worker"),
                 {"item_id": item_id, "worker": worker},
             ).first():
+                self._mark(item_id, "labelled")  # a stale post must not come back through undo
                 raise AlreadyLabelledError(
                     f"{worker!r} already labelled post {item_id}; use undo to change that label"
                 )
