@@ -86,6 +86,10 @@ def test_dashboard_numbers_match_the_database(db_url, engine_for):
     assert people[XSS]["agreement_with_others"] is None
     pair = next(r for r in data["agreement"] if r["scope"] == "pair" and r["metric"] == "cohen_kappa")
     assert (pair["worker_a"], pair["worker_b"], pair["value"], pair["n_items"]) == ("ann", "bob", 0.0, 4)
+    # update_quality without a model: posts 2 and 3 (ann A, bob B) are ties
+    assert {k: data["suspects"][k] for k in ("run_id", "model", "tie", "reviewed")} == \
+        {"run_id": runs[-1], "model": 0, "tie": 2, "reviewed": 0}
+    assert sorted(r["item_id"] for r in data["suspects"]["top"]) == [ids[2], ids[3]]
     churn = data["suggestion"].churn
     assert (churn["old_run"], churn["new_run"], churn["n"], churn["changed"]) == (runs[2], runs[-1], 28, 2)
     assert churn["share"] == pytest.approx(2 / 28)

@@ -102,6 +102,25 @@ def labellers(engine: Engine) -> list[dict]:
     return stats
 
 
+def suspects(engine: Engine, limit: int = 10) -> dict:
+    """The newest quality pass: counts, and its most suspect posts (reviewed or not)."""
+    with engine.connect() as conn:
+        run = conn.execute(text("SELECT MAX(run_id) FROM quality_runs")).scalar()
+        if run is None:
+            return {"run_id": None, "model": 0, "tie": 0, "reviewed": 0, "top": []}
+        counts = dict(conn.execute(text(
+            "SELECT kind, COUNT(*) FROM suspect_labels WHERE run_id = :r GROUP BY kind"), {"r": run}).all())
+        reviewed = conn.execute(text(
+            """SELECT COUNT(DISTINCT s.item_id) FROM suspect_labels s JOIN labels l ON l.item_id = s.item_id
+               WHERE s.run_id = :r AND l.handout_reason = 'review'"""), {"r": run}).scalar_one()
+        top = [dict(r) for r in conn.execute(text(
+            """SELECT s.item_id, i.title, s.kind, s.given_label, s.suggested_label, s.score
+               FROM suspect_labels s JOIN items i ON i.id = s.item_id
+               WHERE s.run_id = :r ORDER BY s.score DESC, s.item_id LIMIT :n"""), {"r": run, "n": limit}).mappings()]
+    return {"run_id": run, "model": int(counts.get("model", 0)), "tie": int(counts.get("tie", 0)),
+            "reviewed": int(reviewed), "top": top}
+
+
 def pool_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         total, labelled, done = conn.execute(text(
@@ -293,6 +312,7 @@ def dashboard_data(engine: Engine | str, labels: Sequence[str] | None = None) ->
         "predicted": predicted_distribution(engine),
         "labellers": labellers(engine),
         "agreement": latest_agreement(engine),
+        "suspects": suspects(engine),
         "suggestion": stopping_suggestion(engine, runs, pool),
     }
 
@@ -310,7 +330,7 @@ def _png(fig) -> bytes:
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     return buf.getvalue()
 
 
@@ -406,7 +426,8 @@ def render_html(data: dict) -> dict[str, str]:
         note = (f"Fitted on {sug.fit.n_runs} runs: acc(n) = {sug.fit.a:.3f} - {sug.fit.b:.3f}·n^-{sug.fit.c:.3f} "
                 f"(RMSE {sug.fit.rmse:.3f}); it levels off at {sug.fit.a:.3f}. "
                 + ("One more accuracy point needs about "
-                   f"{one:.0f} more labels." if one is not None else "It never gains one more accuracy point."))
+                   f"{one:.0f} more labels" if one is not None else "It never gains one more accuracy point")
+                + f" ({pool['unlabelled']} posts are still unlabelled).")
         parts["estimate"] = (f"<p class='sl-fit'>{html.escape(note)}</p>"
                              + _table(["more labels", "predicted CV accuracy", "gain (points)"], rows, "sl-estimate"))
     else:
@@ -417,6 +438,18 @@ def render_html(data: dict) -> dict[str, str]:
           _num(r["avg_seconds_per_label"], "{:.1f}"), _num(r["agreement_with_others"], "{:.2f}"),
           r["shared_items"]) for r in data["labellers"]],
         "sl-labellers") if data["labellers"] else "<p>No labels yet.</p>"
+    sus = data.get("suspects") or {"run_id": None}
+    if sus["run_id"] is None:
+        parts["suspects"] = "<p>No quality pass yet: the orchestrator runs one after each model run.</p>"
+    else:
+        parts["suspects"] = (
+            f"<p class='sl-suspect-counts'>Run {html.escape(str(sus['run_id']))}: {sus['model']} labels the model "
+            f"confidently contradicts, {sus['tie']} ties between labellers; {sus['reviewed']} of them reviewed. "
+            "REVIEW_SHARE of hand-outs send them to another labeller.</p>"
+            + (_table(["post", "title", "kind", "label", "model says", "score"],
+                      [(r["item_id"], (r["title"] or "")[:80], r["kind"], r["given_label"] or "–",
+                        r["suggested_label"] or "–", f"{r['score']:.2f}") for r in sus["top"]], "sl-suspects")
+               if sus["top"] else ""))
     agree = data["agreement"]
     overall = {r["metric"]: r for r in agree if r["scope"] == "overall"}
     if overall and overall.get("alpha", {}).get("n_items"):
@@ -456,7 +489,8 @@ def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[s
     def image(png: bytes | None, empty: str):
         if png is None:
             return w.HTML(f"<p class='sl-empty'>{html.escape(empty)}</p>")
-        img = w.Image(value=png, format="png", layout=w.Layout(max_width="100%"))
+        width = int.from_bytes(png[16:20], "big")  # PNG header: shown at its own size, never blurred up
+        img = w.Image(value=png, format="png", layout=w.Layout(width=f"{width}px", max_width="100%"))
         img.add_class("sl-plot")
         return img
 
@@ -495,6 +529,7 @@ def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[s
                           "No current run with predictions yet.")),
             section("Labellers", "sl-labellers-box", w.HTML(parts["labellers"])),
             section("Agreement", "sl-agreement-box", w.HTML(parts["agreement"])),
+            section("Suspect labels", "sl-suspects-box", w.HTML(parts["suspects"])),
             w.HBox([button, status]),
         ]
         root.children = children
