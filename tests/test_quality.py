@@ -11,6 +11,7 @@ from smartlabel.quality import (
     agreement_rows,
     cohen_kappa,
     find_suspects,
+    fold_proba,
     item_quality,
     krippendorff_alpha,
     latest_agreement,
@@ -273,9 +274,41 @@ def test_bad_inputs_raise_typed_errors(sqlite_url, engine_for):
         find_suspects(np.ones((2, 2)) / 2, ["A", "B"], ["A", "Z"])
     with pytest.raises(QualityInputError, match="NaN"):
         find_suspects(np.array([[np.nan, 1.0]]), ["A", "B"], ["A"])
-    with pytest.raises(QualityInputError, match="together"):
+    with pytest.raises(QualityInputError, match="needs classes"):
         update_quality(engine, 1, np.ones((1, 2)) / 2, ["A", "B"])
     with pytest.raises(QualityInputError, match="item ids"):
         update_quality(engine, 1, np.ones((2, 2)) / 2, ["A", "B"], [1], ["A", "B"])
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM quality_runs")).scalar() == 0
+
+
+def test_fold_proba_equals_cross_val_predict_and_fills_unseen_classes():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_validate
+
+    X, y, _, _ = planted_blobs(1, n=90, flips=0)
+    cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)
+    res = cross_validate(LogisticRegression(max_iter=500), X, y, cv=cv, return_estimator=True, return_indices=True)
+    got = fold_proba(res["estimator"], res["indices"]["test"], X, ["A", "B", "C"])
+    want = cross_val_predict(LogisticRegression(max_iter=500), X, y, cv=cv, method="predict_proba")
+    assert got == pytest.approx(want)
+
+    class OnlyAB:  # a fold model that never saw class C
+        classes_ = np.array(["A", "B"])
+
+        def predict_proba(self, rows):
+            return np.tile([0.25, 0.75], (len(rows), 1))
+
+    out = fold_proba([OnlyAB()], [np.array([1, 0])], np.zeros((2, 2)), ["A", "B", "C"])
+    assert out.tolist() == [[0.25, 0.75, 0.0], [0.25, 0.75, 0.0]]
+
+
+def test_item_quality_for_a_batch_of_ids(sqlite_url, engine_for):
+    engine = engine_for(sqlite_url)
+    ids = dict(zip(FIXTURE, seed_items(engine, len(FIXTURE))))
+    insert_labels(engine, fixture_rows(ids))
+    update_quality(engine, new_run(engine))
+    everything = item_quality(engine)
+    batch = [ids[2], ids[3], ids[4]]
+    assert item_quality(engine, batch) == {i: everything[i] for i in batch}
+    assert item_quality(engine, []) == {}

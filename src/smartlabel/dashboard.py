@@ -50,12 +50,14 @@ EXTRA_LABELS = (50, 100, 250, 500, 1000, 2500)
 
 
 def learning_curve(engine: Engine) -> list[dict]:
-    """Runs with status 'ok' that have a label count, fewest labels first."""
+    """Orchestrator runs with status 'ok' that have a label count (not auto-label runs), fewest labels first."""
     with engine.connect() as conn:
         rows = conn.execute(text(
             """SELECT id AS run_id, finished_at, n_labels, cv_accuracy, cv_macro_f1, audit_accuracy, n_audit,
                       model_kind
-               FROM model_runs WHERE status = 'ok' AND n_labels IS NOT NULL ORDER BY n_labels, id""")).mappings()
+               FROM model_runs WHERE status = 'ok' AND n_labels IS NOT NULL
+                 AND COALESCE(acquisition, '') <> 'autolabel'
+               ORDER BY n_labels, id""")).mappings()
         return [dict(r) for r in rows]
 
 
@@ -141,7 +143,9 @@ def prediction_churn(engine: Engine, window: int = WINDOW) -> dict | None:
         if current is None:
             return None
         earlier = [r for (r,) in conn.execute(text(
-            "SELECT DISTINCT run_id FROM predictions WHERE run_id < :c ORDER BY run_id DESC"), {"c": current})]
+            """SELECT r.id FROM model_runs r WHERE r.id < :c AND COALESCE(r.acquisition, '') <> 'autolabel'
+                 AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
+               ORDER BY r.id DESC"""), {"c": current})]
         if not earlier:
             return None
         old = earlier[min(window, len(earlier)) - 1]

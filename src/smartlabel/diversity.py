@@ -23,13 +23,14 @@ posts outside the top_k get None. The TF-IDF is fitted on the candidates alone
 
 Hook (orchestrator, before `write_predictions`):
 
-    priorities, clusters = diversify(item_ids, priorities, texts, top_k=settings.diversity_top_k)
-    write_predictions(engine, run_id, item_ids, priorities, ..., clusters=clusters)
+    priorities, clusters = diversify(open_ids, priorities, lambda ids: fetch_texts(engine, ids),
+                                     top_k=settings.diversity_top_k)
+    write_predictions(engine, run_id, open_ids, priorities, ..., clusters=clusters)
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -75,25 +76,35 @@ def leader_groups(texts: Sequence[str], threshold: float = DUPLICATE_COSINE) -> 
     return group, rank
 
 
-def diversify(item_ids: Sequence[int], priorities: Sequence[float], texts: Sequence[str], *,
+def diversify(item_ids: Sequence[int], priorities: Sequence[float],
+              texts: Sequence[str] | Callable[[list[int]], Iterable[str]], *,
               top_k: int = 1000, threshold: float = DUPLICATE_COSINE) -> tuple[np.ndarray, list[int | None]]:
     """Reorder the top_k priorities so near-duplicates are spread apart.
 
+    `texts` is either the model input of every post (aligned with `item_ids`) or a
+    function that returns the texts of the ids it is given (only the top_k are read).
     Returns (new priorities, cluster per post). With top_k <= 1 the priorities come
     back unchanged and every cluster is None.
     """
+    from smartlabel.errors import QualityInputError
+
     prio = np.asarray(priorities, dtype=float).copy()
     n = len(prio)
-    if len(item_ids) != n or len(texts) != n:
-        from smartlabel.errors import QualityInputError
-
-        raise QualityInputError(f"diversify got {len(item_ids)} ids, {n} priorities and {len(texts)} texts")
+    if len(item_ids) != n or (not callable(texts) and len(texts) != n):
+        raise QualityInputError(f"diversify got {len(item_ids)} ids, {n} priorities and "
+                                f"{'a function' if callable(texts) else len(texts)} for texts")
     clusters: list[int | None] = [None] * n
     if top_k <= 1 or n == 0:
         return prio, clusters
     key = np.where(np.isnan(prio), -np.inf, prio)
     order = np.argsort(-key, kind="stable")[:top_k]  # best first
-    group, rank = leader_groups([texts[i] for i in order], threshold)
+    if callable(texts):
+        top_texts = list(texts([int(item_ids[i]) for i in order]))
+        if len(top_texts) != len(order):
+            raise QualityInputError(f"the texts function returned {len(top_texts)} texts for {len(order)} ids")
+    else:
+        top_texts = [texts[i] for i in order]
+    group, rank = leader_groups(top_texts, threshold)
     # round-robin across groups: by rank within group, then by original order
     new_order = sorted(range(len(order)), key=lambda p: (rank[p], p))
     values = prio[order]  # descending

@@ -239,6 +239,25 @@ def find_suspects(oof_proba, classes: Sequence[str], y: Sequence[str], *,
     return suspects, {c: (float(t) if np.isfinite(t) else None) for c, t in zip(classes, thresholds)}
 
 
+def fold_proba(estimators, test_indices, X, classes: Sequence[str]) -> np.ndarray:
+    """Out-of-fold probabilities from fitted fold models (sklearn `cross_validate(...,
+    return_estimator=True, return_indices=True)`: `res["estimator"]`, `res["indices"]["test"]`).
+
+    Columns follow `classes`; a class a fold's model never saw gets probability 0 there.
+    """
+    classes = [str(c) for c in classes]
+    col = {c: j for j, c in enumerate(classes)}
+    n = sum(len(t) for t in test_indices)
+    out = np.zeros((n, len(classes)))
+    for est, idx in zip(estimators, test_indices):
+        idx = np.asarray(idx)
+        proba = np.asarray(est.predict_proba(X[idx]))
+        for k, c in enumerate(getattr(est, "classes_", classes)):
+            if str(c) in col:
+                out[idx, col[str(c)]] = proba[:, k]
+    return out
+
+
 def out_of_fold_proba(estimator, X, y, *, cv: int = 3, random_state: int = 0):
     """Out-of-fold predicted probabilities (sklearn's cross_val_predict, stratified folds).
 
@@ -307,13 +326,12 @@ def update_quality(engine: Engine | str, run_id: int, oof_proba=None, classes: S
 
     `oof_proba` (n x k), `classes` (k), `item_ids` (n) and `y` (n, the agreed labels the
     model trained on) come from the run's cross-validation; pass None for all four when
-    the run had none: agreement and ties are still stored. Running it again for the same
+    the run had none (oof_proba None: the others are ignored): agreement and ties are still stored. Running it again for the same
     run replaces that run's rows. Keeps the newest `keep_runs` runs' rows.
     """
     engine = make_engine(engine)
-    given = [oof_proba is None, classes is None, item_ids is None, y is None]
-    if any(given) and not all(given):
-        raise QualityInputError("pass oof_proba, classes, item_ids and y together (or none of them)")
+    if oof_proba is not None and (classes is None or item_ids is None or y is None):
+        raise QualityInputError("oof_proba needs classes, item_ids and y with it")
     with engine.connect() as conn:
         rows = _label_rows(conn)
     agree = agreement_rows(rows)
@@ -392,8 +410,8 @@ def latest_agreement(engine: Engine | str) -> list[dict]:
         return [dict(r._mapping) for r in result]
 
 
-def item_quality(engine: Engine | str) -> dict[int, dict]:
-    """Per labelled or suspect post, for export:
+def item_quality(engine: Engine | str, item_ids: Sequence[int] | None = None) -> dict[int, dict]:
+    """Per labelled or suspect post (only those in `item_ids` when given), for export:
 
     n_labels, agreed_label (strict majority, else None), agreement (share of the post's
     labels equal to its commonest label; None with one label), reviews (labels given in
@@ -402,15 +420,26 @@ def item_quality(engine: Engine | str) -> dict[int, dict]:
     """
     engine = make_engine(engine)
     run = latest_quality_run(engine)
+    wanted = None if item_ids is None else {int(i) for i in item_ids}
+    # a batch of ids (export streams in id order) reads only its id range
+    where = "" if not wanted else " WHERE item_id BETWEEN :lo AND :hi"
+    span = {} if not wanted else {"lo": min(wanted), "hi": max(wanted)}
+    if wanted is not None and not wanted:
+        return {}
     with engine.connect() as conn:
-        rows = _label_rows(conn)
+        rows = [tuple(r) for r in conn.execute(
+            text(f"SELECT item_id, worker_id, label FROM labels{where} ORDER BY id"), span)]
         reviews = dict(conn.execute(text(
-            "SELECT item_id, COUNT(*) FROM labels WHERE handout_reason = 'review' GROUP BY item_id")).all())
-        flagged = {} if run is None else {
-            r.item_id: r for r in conn.execute(
-                select(suspect_labels.c.item_id, suspect_labels.c.kind, suspect_labels.c.suggested_label,
-                       suspect_labels.c.score).where(suspect_labels.c.run_id == run))
-        }
+            "SELECT item_id, COUNT(*) FROM labels WHERE handout_reason = 'review'"
+            + (" AND item_id BETWEEN :lo AND :hi" if wanted else "") + " GROUP BY item_id"), span).all())
+        stmt = select(suspect_labels.c.item_id, suspect_labels.c.kind, suspect_labels.c.suggested_label,
+                      suspect_labels.c.score).where(suspect_labels.c.run_id == run)
+        if wanted:
+            stmt = stmt.where(suspect_labels.c.item_id.between(span["lo"], span["hi"]))
+        flagged = {} if run is None else {r.item_id: r for r in conn.execute(stmt)}
+    if wanted is not None:
+        rows = [r for r in rows if r[0] in wanted]
+        flagged = {i: r for i, r in flagged.items() if i in wanted}
     out: dict[int, dict] = {}
     for item_id, v in _votes(rows).items():
         n = sum(v.values())
