@@ -39,12 +39,21 @@ transaction, for that run:
 - `quality_runs`: one summary row per run; the queue's review hand-outs follow
   the newest one.
 
+The queue (smartlabel.queue) hands REVIEW_SHARE of pops to the newest run's
+suspects, most suspect first, to a labeller who has not labelled the post; a
+suspect is handed out at most once per quality pass and no post gets more than
+two review labels in all (the disputed label, then one tie-breaker). AUDIT_SHARE
+of pops go to a random post labelled by exactly one other labeller.
+
 cleanlab (which implements the same paper) is AGPL-3.0, so it is not used.
 
-Hook for the orchestrator, after a run's cross-validation:
+Hook for the orchestrator, after a run's cross-validation (the fold models it
+already keeps give the out-of-fold probabilities without training again):
 
-    proba, classes = out_of_fold_proba(make_estimator(), X, y)      # or its own OOF
+    proba = fold_proba(res["estimator"], res["indices"]["test"], X, classes)
     update_quality(engine, run_id, proba, classes, item_ids, y)
+
+(`out_of_fold_proba(estimator, X, y)` does its own cross-validation instead.)
 
 Hook for export: `item_quality(engine)`.
 """
