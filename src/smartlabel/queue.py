@@ -280,14 +280,7 @@ class LabelQueue:
                  "reason": held.reason, "run_id": held.run_id},
             )
             conn.execute(text(_RECOUNT), {"item_id": item_id, "overlap": self.overlap})
-            conn.execute(
-                text("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
-            conn.execute(
-                text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
+            _release(conn, item_id, worker)
         self._mark(item_id, "labelled")
 
     def skip(self, item_id: int) -> None:
@@ -301,14 +294,7 @@ class LabelQueue:
                 {"item_id": item_id, "worker": worker},
             ).first():
                 raise NotHeldError(f"post {item_id} was never handed to {worker!r}; nothing to skip")
-            conn.execute(
-                text("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
-            conn.execute(
-                text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
+            _release(conn, item_id, worker)
             conn.execute(
                 text("INSERT INTO skips (item_id, worker_id, skipped_at) VALUES (:item_id, :worker, :now)"),
                 {"item_id": item_id, "worker": worker, "now": now},
@@ -478,6 +464,13 @@ class LabelQueue:
                         LIMIT 1"""),
                 {"worker": worker, "now": utcnow()},
             ).first() is not None
+
+
+def _release(conn: Connection, item_id: int, worker: str) -> None:
+    """Drop this worker's lease and skip mark on an item."""
+    for sql in ("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker",
+                "DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"):
+        conn.execute(text(sql), {"item_id": item_id, "worker": worker})
 
 
 # --- bulk API for the orchestrator --------------------------------------------------
