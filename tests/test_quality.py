@@ -217,18 +217,23 @@ def test_rare_classes_are_not_judged():
     assert suspects == [] and thresholds["B"] is None
 
 
-TOPICS = {
-    "A": "wheat harvest grain farmers crop tonnes corn export",
-    "B": "bank interest rate central money market dollar reserve",
-    "C": "oil crude barrel opec refinery pipeline petroleum gas",
+TOPICS = {  # three of the default LABELS, each with its own vocabulary
+    "Advocacy": "wheat harvest grain farmers crop tonnes corn export",
+    "Others": "bank interest rate central money market dollar reserve",
+    "Personal Stories": "oil crude barrel opec refinery pipeline petroleum gas",
 }
+LABEL_SET = ["Social Issue Discussion", "Personal Stories", "Advocacy", "Factual Queries/Sharing", "Others"]
 
 
 def test_update_quality_flags_planted_flips_in_text(db_url, engine_for):
-    """Posts about three topics; six labels flipped to the next topic: the run flags them."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+    """Posts about three topics, six labels flipped to the next topic. The orchestrator's own
+    pieces (training data, lr model, ActiveFeatures head, stratified 3-fold cross_validate) and
+    the two hook lines: the run flags the flips."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    from smartlabel.models import ActiveFeatures, make_model, split_pipeline
+    from smartlabel.orchestrator import fetch_texts, load_training_data
 
     engine = engine_for(db_url)
     rng = np.random.default_rng(0)
@@ -236,6 +241,9 @@ def test_update_quality_flags_planted_flips_in_text(db_url, engine_for):
     truth = [names[k % 3] for k in range(90)]
     texts = [" ".join(rng.choice(TOPICS[t].split(), size=8)) + f" story {k}" for k, t in enumerate(truth)]
     ids = seed_items(engine, 90)
+    with engine.begin() as conn:
+        for i, t in zip(ids, texts):
+            conn.execute(text("UPDATE items SET title = '', clean_selftext = :t WHERE id = :i"), {"t": t, "i": i})
     given = list(truth)
     planted = {3, 10, 17, 44, 61, 80}
     for k in planted:
@@ -243,17 +251,27 @@ def test_update_quality_flags_planted_flips_in_text(db_url, engine_for):
     insert_labels(engine, [(ids[k], "ann", given[k]) for k in range(90)], reason="priority")
     # post 0 was also labelled by bob, agreeing with ann: two unanimous labellers are not second-guessed
     insert_labels(engine, [(ids[0], "bob", given[0])], reason="audit")
-    model = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000, C=10))
-    proba, classes = out_of_fold_proba(model, texts, given)
-    proba[0] = [0.0, 0.02, 0.98] if given[0] == "A" else proba[0]  # the model "contradicts" post 0
+
+    train_ids, y, _audit, _dropped = load_training_data(engine, LABEL_SET)
+    vectorizer, clf = split_pipeline(make_model("lr", labels=LABEL_SET))
+    X = vectorizer.fit_transform(list(fetch_texts(engine, train_ids)))
+    head = ActiveFeatures(clf)
+    classes = np.unique(y)
+    res = cross_validate(clone(head), X, y, cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=0),
+                         scoring="accuracy", return_estimator=True, return_indices=True)
+    # the orchestrator's hook lines
+    proba = fold_proba(res["estimator"], res["indices"]["test"], X, classes)
+    k0 = list(train_ids).index(ids[0])
+    proba[k0] = [0.0, 0.02, 0.98]  # the model "contradicts" post 0 (labelled A) with confidence
     run = new_run(engine)
-    report = update_quality(engine, run, proba, classes, ids, given)
+    report = update_quality(engine, run, proba, classes, train_ids, y)
+
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT item_id, kind, given_label, suggested_label, score FROM suspect_labels "
                                  "WHERE run_id = :r ORDER BY score DESC"), {"r": run}).all()
     flagged = {r.item_id: r for r in rows}
     found = [k for k in planted if ids[k] in flagged]
-    assert len(found) >= 5, f"found {len(found)} of 6 planted flips"  # measured: 5 (post 44 is borderline)
+    assert len(found) >= 5, f"found {len(found)} of 6 planted flips"
     assert len(flagged) == len(found), "no correctly labelled post is flagged"
     assert ids[0] not in flagged
     for k in found:

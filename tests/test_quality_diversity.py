@@ -76,7 +76,10 @@ def test_sixteen_concurrent_pops_get_no_two_near_duplicates(db_url, engine_for):
         run = conn.execute(text("INSERT INTO model_runs (started_at, status) VALUES (CURRENT_TIMESTAMP, 'ok') "
                                 "RETURNING id")).scalar_one()
     prio = [10.0 - 0.01 * k for k in range(10)] + [5.0 - 0.01 * k for k in range(30)]
-    new, clusters = diversify(ids, prio, texts, top_k=40)
+    from smartlabel.orchestrator import fetch_texts
+
+    # the orchestrator's hook line: texts read from the database, only for the top_k
+    new, clusters = diversify(ids, prio, lambda some: fetch_texts(engine, some), top_k=40)
     write_predictions(engine, run, ids, new.tolist(), clusters=clusters)
     set_current_run(engine, run)
     settings = load_settings(database_url=db_url, shuffle_prop=0.0, audit_share=0.0, review_share=0.0)

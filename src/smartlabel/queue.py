@@ -403,7 +403,8 @@ class LabelQueue:
         self._history.append([item_id, state])
 
     def _draw_order(self) -> tuple[str, ...]:
-        """One draw: SHUFFLE_PROP explore, then AUDIT_SHARE audit, REVIEW_SHARE review."""
+        """One draw: SHUFFLE_PROP explore, then AUDIT_SHARE audit, then REVIEW_SHARE review
+        (taken in that order: with SHUFFLE_PROP=1 every pop explores)."""
         u = self._rng.random()
         if u < self.shuffle_prop:
             return _EXPLORE_ORDER

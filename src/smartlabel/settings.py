@@ -113,8 +113,6 @@ class Settings(BaseSettings):
             raise ValueError("LABELS needs at least two tags")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("LABELS has a tag twice")
-        if self.shuffle_prop + self.audit_share + self.review_share > 1.0:
-            raise ValueError("SHUFFLE_PROP + AUDIT_SHARE + REVIEW_SHARE must not exceed 1")
         return self
 
 
