@@ -521,7 +521,7 @@ def write_predictions(engine: Engine, run_id: int, item_ids: Sequence[int], prio
         list(second_confidences) if second_confidences is not None else none, list(priorities),
         list(clusters) if clusters is not None else none,
     ]
-    rows = list(zip(*cols))
+    rows = [tuple(_plain(v) for v in r) for r in zip(*cols)]  # numpy scalars become Python ones
     if is_postgres(engine):
         raw = engine.raw_connection()
         try:
@@ -554,9 +554,13 @@ def write_predictions(engine: Engine, run_id: int, item_ids: Sequence[int], prio
     return n
 
 
+def _plain(v):
+    return v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+
+
 def _csv_value(v):
-    if isinstance(v, float):
-        return repr(v)
+    if isinstance(v, float):  # numpy's float64 too, whose repr is "np.float64(...)"
+        return repr(float(v))
     if hasattr(v, "item"):  # numpy scalar
         return _csv_value(v.item())
     return v
