@@ -29,7 +29,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -619,12 +618,9 @@ def _pg_tools() -> Path:
 
 
 def _empty_database(admin_url: str) -> str:
-    name = "t_" + uuid.uuid4().hex[:12]
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    from conftest import new_pg_database
+
+    return new_pg_database(admin_url, template=None)
 
 
 def _snapshot(url: str) -> dict:

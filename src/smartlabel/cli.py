@@ -42,6 +42,17 @@ def _settings():
     return load_settings()
 
 
+def _migrated_engine(database_url: Optional[str]):
+    """An engine on a reachable database whose schema is current (one clear error otherwise)."""
+    from smartlabel.db import check_connection, make_engine
+    from smartlabel.migrate import upgrade
+
+    engine = make_engine(database_url or _settings().database_url)
+    check_connection(engine)
+    upgrade(engine)
+    return engine
+
+
 # --- database --------------------------------------------------------------
 
 
@@ -51,12 +62,9 @@ def db_upgrade(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
 ):
     """Create or upgrade the schema (safe to run again)."""
-    from smartlabel.db import check_connection, make_engine
-    from smartlabel.migrate import head_revision, upgrade
+    from smartlabel.migrate import head_revision
 
-    engine = make_engine(database_url or _settings().database_url)
-    check_connection(engine)
-    upgrade(engine)
+    engine = _migrated_engine(database_url)
     typer.echo(f"schema at revision {head_revision()} ({engine.url.render_as_string(hide_password=True)})")
 
 
@@ -109,13 +117,9 @@ def agreement_cmd(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
 ):
     """Print how much labellers agree, computed from the labels now (overall, per label, per pair)."""
-    from smartlabel.db import check_connection, make_engine
-    from smartlabel.migrate import upgrade
     from smartlabel.quality import agreement_rows, _label_rows
 
-    engine = make_engine(database_url or _settings().database_url)
-    check_connection(engine)
-    upgrade(engine)
+    engine = _migrated_engine(database_url)
     with engine.connect() as conn:
         rows = agreement_rows(_label_rows(conn))
     if not rows or not rows[0]["n_items"]:
