@@ -25,7 +25,7 @@ Rows come in file order (train then test), so the output is the same bytes on
 every run. Both files import with `smartlabel import` and run with
 `smartlabel simulate FILE --truth-column topic`.
 
-Terms of the data (they are not ours to relicense; see docs/simulate.md):
+Terms of the data (they are not ours to relicense; see the README):
 Reuters-21578 may be distributed for research purposes only (Reuters Ltd. and
 Carnegie Group); 20 Newsgroups is a public research collection of Usenet posts
 with no licence of its own. Use both for benchmarks, not in a product.

