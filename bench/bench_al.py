@@ -94,7 +94,8 @@ def run_job(job: dict, progress: bool = True) -> dict:
     sub = " (stratified subsample)" if job.get("max_items") else ""
     plot_curve(result, png, title=(
         f"{CORPUS_NAMES[job['corpus']]}, {info['items_used']} posts{sub}, {job['model']}: "
-        f"pool {info['pool']}, held out {info['heldout']}, {len(result.seeds)} seeds (band: min-max; dots: labels to 95%)"
+        f"pool {info['pool']}, held out {info['heldout']}, {len(result.seeds)} seeds "
+        "(band: min-max; dots: labels to 95%)"
     ))
     curves = {}
     for s in result.strategies:
@@ -163,34 +164,60 @@ def markdown(jobs: list[dict]) -> str:
 
 
 def target_verdict(jobs: list[dict]) -> dict:
-    """Where we stand on the R8 target, per model (best of entropy and margin)."""
+    """Where we stand on the R8 target, per model and strategy.
+
+    met: True / False, or None when random sampling never reached 95 % within its
+    budget and the bound does not settle it.
+    """
     verdict = {"target": TARGET_TEXT, "per_model": {}}
     for j in jobs:
         if j["corpus"] != "r8" or "error" in j:
             continue
         s = j["summary"]
-        best = None
+        base = s["labels_to_target"]["random"]["95%"]["labels"]
+        per = {}
         for strat in STRATEGIES:
             e = s["labels_to_target"][strat]["95%"]
+            r = e["ratio_to_random"]
             if e["labels"] is None:
-                continue
-            if best is None or e["labels"] < best[1]["labels"]:
-                best = (strat, e)
-        base = s["labels_to_target"]["random"]["95%"]["labels"]
-        if best is None:
-            verdict["per_model"][j["model"]] = {"met": False, "why": "no strategy reached 95% within the budget"}
-            continue
-        strat, e = best
-        r = e["ratio_to_random"]
-        if r is not None:
-            met = r <= 0.5
-        else:  # random never reached it: a bound
-            met = True if e["labels"] / s["info"]["baseline_budget"] <= 0.5 else None
-        verdict["per_model"][j["model"]] = {
-            "met": met, "strategy": strat, "labels": e["labels"], "random_labels": base,
-            "ratio": r, "ratio_text": e["ratio_text"],
-        }
+                met = False if base is not None else None
+            elif r is not None:
+                met = r <= 0.5
+            else:  # random never reached it: only a bound
+                met = True if e["labels"] / s["info"]["baseline_budget"] <= 0.5 else None
+            per[strat] = {"met": met, "labels": e["labels"], "random_labels": base, "ratio": r,
+                          "ratio_text": e["ratio_text"]}
+        verdict["per_model"][j["model"]] = per
     return verdict
+
+
+def verdict_lines(verdict: dict) -> list[str]:
+    state = {True: "met", False: "not met", None: "not settled (random never reached 95%)"}
+    lines = []
+    for model, per in verdict["per_model"].items():
+        parts = []
+        for strat, v in per.items():
+            need = v["labels"] if v["labels"] is not None else "more than the budget"
+            parts.append(f"{strat} {state[v['met']]} ({need} labels vs random's "
+                         f"{v['random_labels'] if v['random_labels'] is not None else 'more than its budget'}, "
+                         f"ratio {v['ratio_text']})")
+        lines.append(f"Target ({verdict['target']}), {model}: " + "; ".join(parts) + ".")
+    return lines
+
+
+def render(results: list[dict]) -> tuple[dict, str]:
+    verdict = target_verdict(results)
+    lines = [markdown(results), ""] + verdict_lines(verdict) + [""]
+    lines.append("Labels to N%: first labels count where the mean held-out accuracy over 3 seeds reaches N% of the "
+                 "full-data accuracy (the model trained on the whole pool, scored on the held-out share); "
+                 "random sampling continues past the budget in coarser steps. `> N`: not reached within N labels.")
+    return verdict, "\n".join(lines)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 def main(argv=None) -> int:
@@ -199,11 +226,19 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated job names, e.g. r8-lr,20ng-keras")
     ap.add_argument("--jobs", type=int, default=2, help="jobs run at once (default 2: the machine's cores)")
     ap.add_argument("--out-dir", default=None, help="results folder (default: $BENCH_RESULTS_DIR or bench/results)")
+    ap.add_argument("--render", action="store_true",
+                    help="only re-render the table and target lines of an existing al.json")
     args = ap.parse_args(argv)
     profile = "quick" if args.quick else "full"
     out_dir = Path(args.out_dir or os.environ.get("BENCH_RESULTS_DIR")
                    or (HERE / "results" / "quick" if args.quick else HERE / "results"))
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        data = json.loads((out_dir / "al.json").read_text(encoding="utf-8"))
+        data["target"], data["markdown"] = render(data["jobs"])
+        _write_json(out_dir / "al.json", data)
+        print(data["markdown"])
+        return 0
     jobs = [dict(j, out_dir=str(out_dir)) for j in (QUICK if args.quick else FULL)]
     if args.only:
         wanted = {w.strip() for w in args.only.split(",") if w.strip()}
@@ -235,21 +270,7 @@ def main(argv=None) -> int:
                       f"({len(results)}/{len(jobs)} jobs)", file=sys.stderr, flush=True)
     order = {job_name(j): i for i, j in enumerate(sorted(jobs, key=lambda j: (j["corpus"] != "r8", j["model"])))}
     results.sort(key=lambda r: order[r["name"]])
-    verdict = target_verdict(results)
-    table = markdown(results)
-    lines = [table, ""]
-    for model, v in verdict["per_model"].items():
-        if "labels" in v:
-            state = {True: "met", False: "not met", None: "not known (random never reached 95%)"}[v["met"]]
-            lines.append(f"Target ({TARGET_TEXT}), {model}: {state}: {v['strategy']} needs {v['labels']} labels, "
-                         f"random {v['random_labels'] if v['random_labels'] is not None else 'more than its budget'} "
-                         f"(ratio {v['ratio_text']}).")
-        else:
-            lines.append(f"Target, {model}: not met ({v['why']}).")
-    lines.append("")
-    lines.append("Labels to N%: first labels count where the mean held-out accuracy over 3 seeds reaches N% of the "
-                 "full-data accuracy (the model trained on the whole pool, scored on the held-out share); "
-                 "random sampling continues past the budget in coarser steps. `> N`: not reached within N labels.")
+    verdict, text = render(results)
     out = {
         "profile": profile,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -258,13 +279,11 @@ def main(argv=None) -> int:
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "target": verdict,
         "jobs": results,
-        "markdown": "\n".join(lines),
+        "markdown": text,
     }
     path = out_dir / "al.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    print("\n".join(lines))
+    _write_json(path, out)
+    print(text)
     print(f"\nbench_al: {out['seconds']:.0f} s; wrote {os.path.relpath(path, ROOT)} and "
           f"{', '.join(r['png'] for r in results if 'png' in r)}", file=sys.stderr)
     return 0 if all("error" not in r for r in results) else 1

@@ -323,8 +323,13 @@ def test_bench_al_job_smoke(reuters_csv, tmp_path):
     assert res["summary"]["info"]["pool"] == 225
     table = bench_al.markdown([res])
     assert len(table.splitlines()) == 2 + 3 and "| Reuters R8 (subsample) | lr" in table
-    verdict = bench_al.target_verdict([res])
-    assert set(verdict["per_model"]) == {"lr"}
+    verdict, text = bench_al.render([res])
+    assert set(verdict["per_model"]) == {"lr"} and set(verdict["per_model"]["lr"]) == {"entropy", "margin"}
+    for v in verdict["per_model"]["lr"].values():
+        assert v["met"] in (True, False, None)
+        if v["ratio"] is not None:
+            assert v["met"] == (v["ratio"] <= 0.5)
+    assert table in text and "Target (" in text
     json.dumps(verdict)
 
 

@@ -366,8 +366,8 @@ def simulate(
                          progress=progress, log=log, desc=desc)
 
 
-def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step, heldout, max_items, shuffle_prop,
-              class_weight, split_seed, progress, log, desc) -> SimulationResult:
+def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step,
+              heldout, max_items, shuffle_prop, class_weight, split_seed, progress, log, desc) -> SimulationResult:
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -414,9 +414,10 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     labels = corpus.classes
     learner = _Learner(model, labels, class_weight, pool_texts, held_texts)
     t_feat = time.perf_counter() - t0
+    subsampled = bool(max_items and max_items < len(corpus.texts))
     say(f"{len(corpus.texts)} items, {len(labels)} classes: pool {len(pool_idx)}, held out {len(held_idx)}"
-        + (f" (subsampled from {len(corpus.texts)} with --max-items)" if max_items and max_items < len(corpus.texts) else "")
-        + (f"; features {getattr(learner, 'n_features', 'from text')} in {t_feat:.1f} s" if learner.cache else ""))
+        + (f" (subsampled from {len(corpus.texts)} with --max-items)" if subsampled else "")
+        + (f"; {learner.n_features} features in {t_feat:.1f} s" if learner.cache is not None else ""))
 
     # the reference: the classifier trained on the whole pool, scored on the held-out share
     t1 = time.perf_counter()
@@ -524,9 +525,10 @@ def format_table(result: SimulationResult) -> str:
     info = result.info
     budget = info["budget"]
     lines = []
-    sub = f", subsampled to {info['items_used']}" if info.get("max_items") and info["items_used"] < info["items"] - info["dropped_rows"] else ""
+    kept = info["items"] - info["dropped_rows"]
+    sub = f", subsampled to {info['items_used']}" if info.get("max_items") and info["items_used"] < kept else ""
     lines.append(
-        f"{info['file'] or 'corpus'}: {info['items'] - info['dropped_rows']} items{sub}, {info['classes']} classes; "
+        f"{info['file'] or 'corpus'}: {kept} items{sub}, {info['classes']} classes; "
         f"pool {info['pool']}, held out {info['heldout']}; model {result.model}; "
         f"seeds {', '.join(map(str, result.seeds))}; start {info['initial']}, +{info['step']} per step, budget {budget}"
         + (f" (random goes on to {info['baseline_budget']}, +{info['baseline_step']} per step)"
@@ -615,7 +617,8 @@ def plot_curve(result: SimulationResult, path: str | Path, *, title: str | None 
                 if n95 is not None:
                     ax.plot([n95], [m.loc[n95]], "o", color=colour, ms=6)
                     ax.annotate(str(n95), (n95, m.loc[n95]), textcoords="offset points", xytext=(4, -12 - 9 * k),
-                                color=colour, fontsize=8)
+                                color=colour, fontsize=8,
+                                bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
         ax.axhline(result.full_accuracy, color="black", lw=1, label=f"full data {result.full_accuracy:.3f}")
         for f, a in result.targets.items():
             ax.axhline(a, color="black", lw=0.8, ls=":" if f < 0.95 else "-.",
