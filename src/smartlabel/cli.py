@@ -297,6 +297,11 @@ def simulate_cmd(
         raise SimulationError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
     if class_weight not in ("none", "balanced"):
         raise SimulationError("--class-weight must be none or balanced")
+    if plot:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:  # say so before a long run, not after
+            raise SimulationError("--plot needs matplotlib: pip install 'smartlabel[plots]' (or leave out --plot)")
     strategies = [s for part in strategy for s in part.split(",")]
     corpus = load_corpus(file, truth_column)
     result = simulate(

@@ -592,7 +592,13 @@ COLOURS = {"entropy": "#1f77b4", "margin": "#ff7f0e", "certainty": "#2ca02c", "r
 def plot_curve(result: SimulationResult, path: str | Path, *, title: str | None = None, dpi: int = 80) -> Path:
     """Learning curves: held-out accuracy (left) and accuracy on the unqueried pool (right),
     mean over seeds with a min-max band, the full-data accuracy and the 90/95 % targets."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SimulationError(
+            "--plot needs matplotlib, which is not installed: pip install 'smartlabel[plots]' "
+            "(or leave out --plot)"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
