@@ -83,8 +83,9 @@ def run_job(job: dict, progress: bool = True) -> dict:
 
     t0 = time.monotonic()
     cpu0 = time.process_time()
-    corpus = load_corpus(corpus_path(job["corpus"], ROOT / "data" / "corpora"), "topic")
-    params = {k: v for k, v in job.items() if k not in ("corpus", "out_dir")}
+    path = job.get("file") or corpus_path(job["corpus"], ROOT / "data" / "corpora")  # "file": tests only
+    corpus = load_corpus(path, "topic")
+    params = {k: v for k, v in job.items() if k not in ("corpus", "out_dir", "file")}
     result = simulate(corpus, strategies=STRATEGIES, progress=progress,
                       log=lambda m: print(f"[{job_name(job)}] {m}", file=sys.stderr, flush=True),
                       desc=job_name(job), **params)

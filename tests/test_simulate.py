@@ -174,24 +174,27 @@ def test_labels_to_reach_and_schedule():
     assert _label_schedule(20, 30, 100) == [20, 50, 80, 100]
 
 
-def test_pruned_linear_head_gives_the_same_model(corpus):
-    """The shortcut (train lr on the columns the labelled rows use) changes nothing but speed."""
+def test_learner_trains_the_orchestrators_head(corpus):
+    """Each step trains ActiveFeatures(<the factory's classifier>) on cached pool features, as the
+    orchestrator does; for lr that is the same model as training on every column."""
     from sklearn.base import clone
 
-    from smartlabel.models import make_model, split_pipeline
+    from smartlabel.models import ActiveFeatures, make_model, split_pipeline
 
     texts = corpus.texts[:500]
     learner = _Learner("lr", corpus.classes, "none", texts, corpus.texts[500:600])
-    assert learner.prune
+    assert learner.cache is not None and learner.pool.shape == (500, learner.n_features)
     rows = np.random.default_rng(0).choice(500, 60, replace=False)
     y = corpus.truth[:500][rows]
     est = learner.fit(rows, y, random_state=0)
-    assert est.columns_ is not None and len(est.columns_) < learner.n_features / 2
+    assert isinstance(est, ActiveFeatures)
+    assert len(est.columns_) < learner.n_features / 2
     full = clone(split_pipeline(make_model("lr", labels=corpus.classes))[1]).fit(learner.pool[rows], y)
-    p_pruned = learner.proba_pool(est, np.arange(500))
+    p_sim = learner.proba_pool(est, np.arange(500))
     p_full = full.predict_proba(learner.pool)
-    assert np.abs(p_pruned - p_full).max() < 1e-3
-    assert (p_pruned.argmax(1) == p_full.argmax(1)).all()
+    assert np.abs(p_sim - p_full).max() < 1e-3
+    assert (p_sim.argmax(1) == p_full.argmax(1)).all()
+    assert learner.proba_heldout(est).shape == (100, len(est.classes_))
 
 
 def test_outputs_csv_and_png(result, tmp_path):
@@ -300,6 +303,29 @@ def test_keras_model_runs_through_the_same_loop(corpus):
     assert r.curve["heldout_accuracy"].between(0, 1).all()
     assert r.full_accuracy > 0.7
     assert r.info["features"] <= 20_000  # the Keras vectoriser, not lr's
+
+
+# --- bench/bench_al.py at a tiny size (so it cannot rot) --------------------------------
+
+
+def test_bench_al_job_smoke(reuters_csv, tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import bench_al
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    job = dict(corpus="r8", file=str(reuters_csv), model="lr", max_items=300, initial=10, step=20, budget=50,
+               seeds=1, baseline_budget=90, baseline_step=40, out_dir=str(tmp_path))
+    res = bench_al.run_job(job, progress=False)
+    assert res["name"] == "r8-lr" and (tmp_path / "al-r8-lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert res["curves"]["random"]["labels"] == [10, 30, 50, 90]
+    assert res["curves"]["entropy"]["labels"] == [10, 30, 50]
+    assert res["summary"]["info"]["pool"] == 225
+    table = bench_al.markdown([res])
+    assert len(table.splitlines()) == 2 + 3 and "| Reuters R8 (subsample) | lr" in table
+    verdict = bench_al.target_verdict([res])
+    assert set(verdict["per_model"]) == {"lr"}
+    json.dumps(verdict)
 
 
 # --- scripts/fetch_corpora.py, on a tiny wheel-shaped zip (no network) ---------------------

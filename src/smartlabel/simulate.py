@@ -236,34 +236,15 @@ def labels_to_reach(labels: Sequence[int], accuracy: Sequence[float], target: fl
 # --- the loop ---------------------------------------------------------------------------
 
 
-def _is_l2_linear(head) -> bool:
-    """True for classifier heads whose fit gives features absent from every training row a
-    weight of exactly zero: L2-regularised linear models (our lr and svm heads)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from smartlabel.models import CalibratedLinearSVC
-
-    if isinstance(head, LogisticRegression):
-        p = head.get_params()
-        return p.get("penalty") in ("l2", "deprecated") and p.get("l1_ratio") in (None, 0, 0.0)
-    return isinstance(head, CalibratedLinearSVC)
-
-
 class _Learner:
-    """The production model behind a rows-in face.
+    """The production model behind a rows-in face, trained as the orchestrator trains it.
 
     For our models (a TF-IDF vectoriser + classifier `Pipeline`) the vectoriser is
-    fitted once on the pool through `models.FeatureCache`, as the orchestrator
-    does, and each step trains a fresh clone of the pipeline's classifier on the
-    cached rows of the labelled items. Any other model reads raw text.
-
-    One exact shortcut: an L2-regularised linear head (lr, svm) gives every
-    feature that is zero in all its training rows a weight of exactly zero (its
-    gradient is the penalty's alone), so training and scoring on the columns the
-    labelled rows use gives the same model, up to solver tolerance, 5-10x
-    faster with a 200,000-term vocabulary and a few hundred labels. The Keras
-    head has no such property (its hidden layer mixes every input) and gets all
-    columns.
+    fitted once on the pool through `models.FeatureCache`, and each step trains a
+    fresh clone of `models.ActiveFeatures(<the pipeline's classifier>)` on the
+    cached rows of the labelled items: the classifier sees only the feature
+    columns its training rows use (for the L2 linear models, lr and svm, that is
+    the same model, far faster). Any other model reads raw text.
     """
 
     def __init__(self, kind: str, labels: Sequence[str], class_weight: str, pool_texts: list[str],
@@ -273,13 +254,11 @@ class _Learner:
         self.kind, self.labels, self.class_weight = kind, list(labels), class_weight
         template = make_model(kind, labels=self.labels, class_weight=class_weight, random_state=0)
         parts = split_pipeline(template)
-        self.prune = False
         if parts is None:  # a model that reads text itself: no cache possible
             self.cache = None
             self.pool = np.asarray(pool_texts, dtype=object)
             self.heldout = np.asarray(heldout_texts, dtype=object)
             return
-        self.prune = _is_l2_linear(parts[1])
         cache = FeatureCache.for_model(template, None)  # in memory only
         ids = np.arange(len(pool_texts), dtype=np.int64)
         cache.sync(ids, [str(i) for i in ids], lambda wanted: [pool_texts[i] for i in wanted])
@@ -289,40 +268,23 @@ class _Learner:
         self.n_features = self.pool.shape[1]
 
     def fit(self, rows: np.ndarray, y: np.ndarray, random_state: int):
-        """A fresh model (clone of the production factory's) trained on these pool rows."""
-        from sklearn.base import clone
-
-        from smartlabel.models import make_model, split_pipeline
+        """A fresh model (from the production factory) trained on these pool rows."""
+        from smartlabel.models import ActiveFeatures, make_model, split_pipeline
 
         model = make_model(self.kind, labels=self.labels, class_weight=self.class_weight,
                            random_state=random_state)
         if self.cache is None:
-            est = model.fit(list(self.pool[rows]), y)
-            est.columns_ = None
-            return est
-        head = clone(split_pipeline(model)[1])
-        X = self.pool[rows]
-        cols = None
-        if self.prune:
-            cols = np.unique(X.indices)
-            if len(cols) > 0.8 * X.shape[1]:
-                cols = None  # not worth it
-            else:
-                X = X[:, cols]
-        head.fit(X, y)
-        head.columns_ = cols
-        return head
+            return model.fit(list(self.pool[rows]), y)
+        return ActiveFeatures(split_pipeline(model)[1]).fit(self.pool[rows], y)
 
-    def _features(self, X, est):
-        if self.cache is None:
-            return list(X)
-        return X if est.columns_ is None else X[:, est.columns_]
+    def _features(self, X):
+        return X if self.cache is not None else list(X)
 
     def proba_pool(self, est, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(est.predict_proba(self._features(self.pool[rows], est)))
+        return np.asarray(est.predict_proba(self._features(self.pool[rows])))
 
     def proba_heldout(self, est) -> np.ndarray:
-        return np.asarray(est.predict_proba(self._features(self.heldout, est)))
+        return np.asarray(est.predict_proba(self._features(self.heldout)))
 
 
 def _split(truth: np.ndarray, heldout: float, max_items: int | None, seed: int):
