@@ -51,23 +51,25 @@ PROFILES = {
     "full": dict(
         reprio_sizes=[10_000, 80_000], reprio_backends=["sqlite", "postgresql"], big=1_000_000,
         handout_pool=100_000, handout_workers=[1, 4, 16], handout_ops=2400,
-        paced_workers=16, paced_think_ms=200.0, paced_ops=640, handout_sqlite=True,
-        handout_sqlite_baseline=False,
+        # 16 labellers pausing 0.5 s on average between posts (people take seconds): the
+        # latency a labeller sees when the server is not saturated by design
+        paced_workers=16, paced_think_ms=500.0, paced_ops=480,
+        handout_sqlite=True, handout_sqlite_baseline=False,
         stall_n=80_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.5,
     ),
     "quick": dict(
-        reprio_sizes=[10_000], reprio_backends=["sqlite", "postgresql"], big=100_000,
+        reprio_sizes=[10_000], reprio_backends=["sqlite", "postgresql"], big=50_000,
         handout_pool=20_000, handout_workers=[1, 4, 16], handout_ops=320,
-        paced_workers=16, paced_think_ms=200.0, paced_ops=160, handout_sqlite=False,
-        handout_sqlite_baseline=False,
+        paced_workers=16, paced_think_ms=500.0, paced_ops=0,
+        handout_sqlite=False, handout_sqlite_baseline=False,
         stall_n=10_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.0,
     ),
-    # the smoke test's: every code path, tiny sizes
+    # the smoke test's: every code path at tiny size (one seeded pool per side and backend)
     "smoke": dict(
-        reprio_sizes=[500], reprio_backends=["sqlite", "postgresql"], big=800,
-        handout_pool=400, handout_workers=[3], handout_ops=24,
-        paced_workers=2, paced_think_ms=5.0, paced_ops=0, handout_sqlite=False,
-        handout_sqlite_baseline=False,
+        reprio_sizes=[500], reprio_backends=["sqlite", "postgresql"], big=0,
+        handout_pool=500, handout_workers=[3], handout_ops=24,
+        paced_workers=2, paced_think_ms=5.0, paced_ops=0,
+        handout_sqlite=False, handout_sqlite_baseline=False,
         stall_n=500, stall_workers=2, stall_think_ms=5.0, quiet_s=0.3,
     ),
 }
@@ -120,7 +122,7 @@ def ensure_baseline_venv(path: Path = BASELINE_VENV, kind: str = "full") -> Path
     base = getattr(sys, "_base_executable", None) or sys.executable
     t = time.monotonic()
     if kind == "full":
-        say(f"building the baseline venv {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
+        say(f"building the baseline venv {_rel(path)} "
             "(superintendent 0.6.0; about 40 s, once)")
         subprocess.run([base, "-m", "venv", str(path)], check=True)
         _pip([str(path / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *spec["packages"]])
@@ -319,6 +321,8 @@ class Bench:
                         self.dbs.drop(url)
                 rows.append(row)
         big = self.p["big"]
+        if not big:
+            return {"rows": rows}
         url = self.dbs.url("postgresql", f"reprio_ours_big_{big}")
         say(f"reprio postgresql {big:,} ours: seeding")
         seed = self.run("ours", "seed", url=url, corpus=self.corpus, n=big)
@@ -412,12 +416,22 @@ def _ms(w: dict) -> str:
 # --- other engineers' benchmarks -------------------------------------------------------
 
 
+def _rel(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def run_external(name: str, script: Path, quick: bool, out_dir: Path, timeout: float) -> dict:
-    """Run bench/bench_<name>.py if it exists; collect the JSON (and PNG) files it wrote."""
+    """Run bench/bench_<name>.py if it exists; collect the JSON (and PNG) files it wrote.
+
+    Contract with those scripts: `--quick` for reduced sizes; results go to the folder in
+    $BENCH_RESULTS_DIR (bench/results by default) as <name>.json, with an optional
+    "markdown" string that BENCHMARKS.md shows as is, and any .png plots.
+    """
     if not script.exists():
-        say(f"{name}: {script.relative_to(ROOT)} not present, skipped")
-        return {"skipped": f"{script.relative_to(ROOT)} not present"}
-    say(f"{name}: running {script.relative_to(ROOT)}" + (" --quick" if quick else ""))
+        say(f"{name}: {_rel(script)} not present, skipped")
+        return {"skipped": f"{_rel(script)} not present"}
+    say(f"{name}: running {_rel(script)}" + (" --quick" if quick else ""))
     started = time.time()
     env = dict(os.environ, BENCH_RESULTS_DIR=str(out_dir), PYTHONUNBUFFERED="1")
     t = time.monotonic()
@@ -428,11 +442,11 @@ def run_external(name: str, script: Path, quick: bool, out_dir: Path, timeout: f
     except subprocess.TimeoutExpired:
         code = "timeout"
     seconds = time.monotonic() - t
-    produced = sorted(str(f.relative_to(ROOT)) for d in {out_dir, HERE / "results"} if d.exists()
+    produced = sorted(_rel(f) for d in {out_dir, HERE / "results"} if d.exists()
                       for f in d.rglob("*") if f.suffix in (".json", ".png") and f.stat().st_mtime >= started
                       and f.name != f"{name}-run.json")
     say(f"{name}: exit {code} in {seconds:.0f} s; wrote {', '.join(produced) or 'nothing'}")
-    return {"script": str(script.relative_to(ROOT)), "exit": code, "seconds": seconds, "files": produced}
+    return {"script": _rel(script), "exit": code, "seconds": seconds, "files": produced}
 
 
 # --- machine ----------------------------------------------------------------------------
