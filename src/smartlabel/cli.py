@@ -62,11 +62,251 @@ def db_upgrade(
 
 # --- import (issue 4) --------------------------------------------------------
 
+
+@app.command("import")
+@friendly
+def import_cmd(
+    file: Path = typer.Argument(
+        ...,
+        help="CSV or JSON Lines file with columns title, selftext; optional clean_selftext, id, "
+        "label, worker_id; other columns are kept as extra data.",
+        show_default=False,
+    ),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    file_format: Optional[str] = typer.Option(
+        None, "--format", help="csv, tsv or jsonl. Default: from the file name (.csv, .tsv, .jsonl)."
+    ),
+    worker_id: str = typer.Option(
+        "import", "--worker-id", help="Recorded as the labeller of the file's labels when it has no worker_id column."
+    ),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Rows per INSERT batch."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on a terminal."),
+):
+    """Add posts (and existing labels) from FILE; posts already imported are skipped.
+
+    The whole file is one transaction: if any line is bad, nothing is imported and
+    the error names the line and column.
+    """
+    from smartlabel.importer import import_file
+
+    settings = _settings()
+    result = import_file(
+        file,
+        database_url or settings.database_url,
+        settings=settings,
+        fmt=file_format,
+        batch_size=batch_size,
+        progress=progress,
+        worker_id=worker_id,
+    )
+    typer.echo(result.summary())
+
+
 # --- orchestrator, autolabel, export, status, simulate (issue 5) -------------
+
+
+@app.command("orchestrate")
+@friendly
+def orchestrate_cmd(
+    once: bool = typer.Option(False, "--once", help="Check once (retrain if due) and exit; exit status 1 if that run failed."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if fewer than RETRAIN_EVERY_N_LABELS labels are new."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Default: MODELS_DIR."),
+):
+    """Retrain the model every RETRAIN_INTERVAL_SECONDS when RETRAIN_EVERY_N_LABELS new labels
+    arrived, and write the posts' priorities for the labelling queue (runs until Ctrl+C / SIGTERM).
+
+    Each run is a row in model_runs (scores, status, message) and a model file
+    MODELS_DIR/<timestamp> <cv score>.pkl. MODEL, ACQUISITION, CLASS_WEIGHT choose how.
+    """
+    from smartlabel.orchestrator import main as orchestrate_main
+
+    raise typer.Exit(orchestrate_main(once=once, force=force, settings=_settings(), models_dir=models_dir,
+                                      database_url=database_url))
+
+
+@app.command("autolabel")
+@friendly
+def autolabel_cmd(
+    model_file: Optional[Path] = typer.Option(None, "--model-file", help="Default: the newest file in MODELS_DIR."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    models_dir: Optional[Path] = typer.Option(None, "--models-dir", help="Default: MODELS_DIR."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Apply the latest model to every post without an agreed human label.
+
+    The predictions are stored in a new model run marked `autolabel` (the labelling
+    queue does not follow it); `smartlabel export` then uses them.
+    """
+    from smartlabel.export import autolabel
+
+    result = autolabel(_settings(), engine=database_url, models_dir=models_dir, model_file=model_file,
+                       progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command("export")
+@friendly
+def export_cmd(
+    out: Path = typer.Option(..., "--out", help="FILE.csv or FILE.jsonl", show_default=False),
+    file_format: Optional[str] = typer.Option(None, "--format", help="csv or jsonl. Default: from the file name."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Write every post with its human labels and a final label (agreed human label, else the
+    model's prediction), the label's source (human/model), confidence and model run.
+    """
+    from smartlabel.export import export
+
+    result = export(out, _settings(), engine=database_url, fmt=file_format, progress=progress)
+    typer.echo(result.summary())
+
+
+@app.command("status")
+@friendly
+def status_cmd(
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+):
+    """Counts (posts, labelled, leased), labels per class, the latest model runs and their scores."""
+    from smartlabel.db import check_connection, make_engine
+    from smartlabel.export import print_status
+
+    settings = _settings()
+    engine = make_engine(database_url or settings.database_url)
+    check_connection(engine)
+    print_status(engine, settings.labels)
+
 
 # --- labelling page: serve (issue 6) ----------------------------------------
 
+
+def _find_notebook(notebook: Optional[Path]) -> Path:
+    """voila-interface.ipynb: --notebook, else the current folder, else the project folder."""
+    from smartlabel.errors import ConfigError
+
+    if notebook is not None:
+        if not notebook.is_file():
+            raise ConfigError(f"notebook {notebook} does not exist; pass the path of voila-interface.ipynb")
+        return notebook.resolve()
+    here = Path.cwd() / "voila-interface.ipynb"
+    project = Path(__file__).resolve().parents[2] / "voila-interface.ipynb"
+    for candidate in (here, project):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(
+        "cannot find voila-interface.ipynb in the current folder; run `smartlabel serve` from the "
+        "project folder or pass --notebook PATH"
+    )
+
+
+def _kernel_environment(settings, database_url: Optional[str]) -> dict:
+    """The environment Voila and its kernels get: the launcher's settings, whatever their cwd.
+
+    Settings that came from `.env` or defaults are exported, so a kernel (which runs in the
+    notebook's folder) sees exactly what the launcher saw; the kernel imports this same
+    smartlabel package.
+    """
+    import json
+    import os
+
+    env = dict(os.environ)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    for name in type(settings).model_fields:
+        key = name.upper()
+        if key in env:
+            continue
+        value = getattr(settings, name)
+        env[key] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    package_root = Path(__file__).resolve().parents[1]
+    if package_root.name == "src":  # a source checkout: kernels import this same code
+        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != package_root]
+        env["PYTHONPATH"] = os.pathsep.join([str(package_root)] + rest)
+    return env
+
+
+def voila_argv(notebook: Path, host: str, port: int, token: str) -> list[str]:
+    """The Voila command line `smartlabel serve` runs (tests start Voila the same way)."""
+    argv = [
+        sys.executable, "-m", "voila", str(notebook),
+        f"--port={port}", "--no-browser", f"--Voila.ip={host}",
+        "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
+    ]
+    argv.append(f"--Voila.token={token}")
+    return argv
+
+
+def page_url(host: str, port: int, token: str) -> str:
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    query = f"?token={token}" if token else ""
+    return f"http://{shown}:{port}/{query}"
+
+
+@app.command("serve")
+@friendly
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port. Default: VOILA_PORT (8866)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Access token labellers need. Default: VOILA_TOKEN."),
+    no_token: bool = typer.Option(False, "--no-token", help="No access token, even if VOILA_TOKEN is set."),
+    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./voila-interface.ipynb."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+):
+    """Serve the labelling page (Voila on voila-interface.ipynb) until stopped.
+
+    This process becomes Voila (exec), so stopping it stops Voila and its kernels.
+    """
+    import os
+
+    from smartlabel.db import check_connection, make_engine
+    from smartlabel.errors import ConfigError, SmartlabelError
+
+    settings = _settings()
+    if token and no_token:
+        raise ConfigError("--token and --no-token contradict each other; pass one of them")
+    token = "" if no_token else (settings.voila_token if token is None else token)
+    port = settings.voila_port if port is None else port
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number (1-65535)")
+    nb = _find_notebook(notebook)
+    url = database_url or settings.database_url
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+    except SmartlabelError as exc:
+        typer.secho(f"warning: {exc} The page will say so and offer a retry.", fg="yellow", err=True)
+    finally:
+        engine.dispose()
+    if host in ("0.0.0.0", "::") and not token:
+        typer.secho("warning: listening on all interfaces without a token: anyone who can reach this "
+                    "machine can label. Set VOILA_TOKEN or pass --token.", fg="yellow", err=True)
+    typer.echo(f"Labelling page: {page_url(host, port, token)}  (Ctrl+C stops it)")
+    typer.echo(f"Each labeller can bookmark {page_url(host, port, token)}{'&' if token else '?'}worker=THEIR_NAME")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = voila_argv(nb, host, port, token)
+    os.execvpe(argv[0], argv, _kernel_environment(settings, database_url))
+
 # --- run: everything on one machine ------------------------------------------
+
+
+@app.command("run")
+@friendly
+def run_cmd(
+    data: Path = typer.Option(
+        Path("aldata.csv"), "--data", help="Posts to load when the database has none yet."
+    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface the labelling page listens on."),
+):
+    """Migrate, load DATA into an empty database, then run the orchestrator and the page.
+
+    Stops both on Ctrl+C (or SIGTERM); if one of them dies, the other is stopped too.
+    """
+    from smartlabel.launcher import run_all
+
+    raise typer.Exit(run_all(_settings(), data=data, host=host))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -245,6 +245,7 @@ class LabelQueue:
                 text("SELECT 1 FROM labels WHERE item_id = :item_id AND worker_id = :worker"),
                 {"item_id": item_id, "worker": worker},
             ).first():
+                self._mark(item_id, "labelled")  # a stale post must not come back through undo
                 raise AlreadyLabelledError(
                     f"{worker!r} already labelled post {item_id}; use undo to change that label"
                 )
@@ -258,14 +259,7 @@ class LabelQueue:
             )
             conn.execute(text(_RECOUNT), {"item_id": item_id, "overlap": self.overlap})
             conn.execute(text(_SINK_DONE), {"item_id": item_id, "floor": DONE_PRIORITY})
-            conn.execute(
-                text("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
-            conn.execute(
-                text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
+            _release(conn, item_id, worker)
         self._mark(item_id, "labelled")
 
     def skip(self, item_id: int) -> None:
@@ -279,14 +273,7 @@ class LabelQueue:
                 {"item_id": item_id, "worker": worker},
             ).first():
                 raise NotHeldError(f"post {item_id} was never handed to {worker!r}; nothing to skip")
-            conn.execute(
-                text("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
-            conn.execute(
-                text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            )
+            _release(conn, item_id, worker)
             conn.execute(
                 text("INSERT INTO skips (item_id, worker_id, skipped_at) VALUES (:item_id, :worker, :now)"),
                 {"item_id": item_id, "worker": worker, "now": now},
@@ -443,6 +430,13 @@ class LabelQueue:
                         LIMIT 1"""),
                 {"worker": worker, "now": utcnow()},
             ).first() is not None
+
+
+def _release(conn: Connection, item_id: int, worker: str) -> None:
+    """Drop this worker's lease and skip mark on an item."""
+    for sql in ("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker",
+                "DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"):
+        conn.execute(text(sql), {"item_id": item_id, "worker": worker})
 
 
 # --- bulk API for the orchestrator --------------------------------------------------

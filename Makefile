@@ -1,0 +1,61 @@
+# smartlabel: two commands on a fresh machine.
+#   make run    install, load aldata.csv into an embedded SQLite database, start the
+#               orchestrator and the labelling page (prints the URL)
+#   make test   install everything the tests need (Python packages, Debian's chromium,
+#               PostgreSQL via pgserver) and run them
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+TENSORFLOW := tensorflow-cpu==2.21.0
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test install install-dev chromium env bench bench-quick constraints clean
+
+run: $(STAMP)
+	$(VENV)/bin/smartlabel run
+
+test: $(DEV_STAMP) chromium
+	$(PY) -m pytest
+
+install: $(STAMP)
+install-dev: $(DEV_STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots]" "$(TENSORFLOW)"
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots,dev]"
+	touch $@
+
+# Browser tests drive Debian's Chromium through Playwright (Playwright cannot
+# download its own browser here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; \
+	  fi; }
+
+env:
+	$(PYTHON) scripts/make_env.py
+
+bench: $(DEV_STAMP)
+	$(PY) bench/run.py
+
+bench-quick: $(DEV_STAMP)
+	$(PY) bench/run.py --quick
+
+constraints:
+	(echo "# Exact versions every install uses (pip install -c constraints.txt ...)."; \
+	 echo "# Regenerate from a working .venv with: make constraints"; \
+	 $(PIP) freeze --exclude-editable | grep -v -i '^smartlabel') > constraints.txt
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache test-artifacts

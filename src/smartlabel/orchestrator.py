@@ -1,0 +1,597 @@
+"""The orchestrator: the active-learning loop (the article's Step 3).
+
+Every RETRAIN_INTERVAL_SECONDS it looks at the database. When at least
+RETRAIN_EVERY_N_LABELS labels arrived since the last run (or `force`), it runs:
+
+1. a `model_runs` row is inserted with status `running`;
+2. training data: every post with an agreed human label (view `agreed_labels`:
+   strict majority, ties left out) among the configured LABELS; model input
+   `title + " " + clean_selftext`; fewer than two classes -> status `skipped`;
+3. features come from the pool's feature cache (`models.FeatureCache`): only
+   posts imported since the last run are vectorised;
+4. evaluation: `cross_validate(model, X, y, scoring="accuracy", cv=...)` (what
+   `cross_val_score` computes, keeping the fold models) with stratified folds,
+   cv = min(3, examples of the second-largest class) so that rare classes do not
+   crash it (with fewer than 2 examples in two classes there is no CV). From the
+   out-of-fold predictions: macro-F1, per-class precision/recall/F1, and the
+   accuracy on the audit sample (posts handed out at random, `handout_reason =
+   'random'`) once it holds AUDIT_MIN posts: an unbiased estimate, since neither
+   the model nor the acquisition chose those posts;
+5. the model is fitted on all agreed labels and scores every open post (not done)
+   in batches of SCORE_BATCH_SIZE (progress in the log); priorities from ACQUISITION
+   (higher = handed out first);
+6. predictions go into the new run in bulk (`queue.write_predictions`); the
+   model file `MODELS_DIR/<timestamp> <cv score>.pkl` is written atomically
+   (temporary file + os.replace); then `queue.set_current_run` switches the
+   queue to it in one statement; old predictions and model files are pruned;
+7. the row is marked `ok` with its scores; one log line sums the run up.
+
+A run that fails (a model error, the database gone) is marked `failed` with its
+message, logged as one line, and the loop goes on (retries back off while the
+failures last). SIGTERM/SIGINT set a flag checked between steps: the run in
+progress stops at the next step, is marked failed ("stopped"), no model file is
+half-written, and the process exits. A second signal stops at once. A restart
+marks runs left `running` as interrupted and carries on from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.engine import Engine
+
+from smartlabel import acquisition
+from smartlabel.db import describe_db_error, make_engine, model_runs, utcnow
+from smartlabel.db import labels as labels_table
+from smartlabel.errors import SmartlabelError
+from smartlabel.models import ActiveFeatures, FeatureCache, join_pipeline, make_model, split_pipeline
+
+log = logging.getLogger("smartlabel.orchestrator")
+
+AUDIT_MIN = 20  # random hand-outs needed before the audit accuracy is reported
+KEEP_PREDICTION_RUNS = 5
+MAX_BACKOFF_STEPS = 5  # failed runs retry after interval * 2**k, k <= this
+MODEL_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)(-r\d+)? (\S+)\.pkl$")
+TEXT_CHUNK = 1000  # ids per SELECT ... WHERE id IN (...)
+
+
+class StopRequested(Exception):
+    """Raised between steps once SIGTERM/SIGINT asked the loop to stop."""
+
+
+@dataclass
+class RunResult:
+    run_id: int | None
+    status: str  # ok | skipped | failed
+    message: str = ""
+    scores: dict = field(default_factory=dict)
+    model_path: str | None = None
+
+
+# --- helpers shared with autolabel/export ---------------------------------------------
+
+
+def model_input(title: str | None, clean_selftext: str | None) -> str:
+    """`title + " " + clean_selftext`, the article's model input (text.model_input when present)."""
+    try:
+        from smartlabel.text import model_input as _mi
+    except ImportError:  # pragma: no cover - text.py landed with the importer
+        return f"{title or ''} {clean_selftext or ''}"
+    return _mi(title, clean_selftext)
+
+
+def fetch_texts(engine: Engine, ids: Sequence[int]) -> Iterator[str]:
+    """Model input of these posts, in the order given (reads TEXT_CHUNK posts per query)."""
+    ids = [int(i) for i in ids]
+    for start in range(0, len(ids), TEXT_CHUNK):
+        chunk = ids[start:start + TEXT_CHUNK]
+        params = {f"i{k}": v for k, v in enumerate(chunk)}
+        sql = f"SELECT id, title, clean_selftext FROM items WHERE id IN ({', '.join(':' + p for p in params)})"
+        with engine.connect() as conn:
+            found = {r.id: model_input(r.title, r.clean_selftext) for r in conn.execute(text(sql), params)}
+        for i in chunk:
+            if i not in found:
+                raise SmartlabelError(f"post {i} disappeared while the model was being trained; it will retry")
+            yield found[i]
+
+
+def model_timestamp(now: datetime | None = None) -> str:
+    """UTC time safe in a file name on every OS: 2026-11-25T14-05-00Z."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def format_score(score: float | None) -> str:
+    return "nan" if score is None or not np.isfinite(score) else f"{score:.4f}"
+
+
+def list_model_files(models_dir: str | os.PathLike) -> list[Path]:
+    """Model files `<timestamp> <cv score>.pkl`, oldest first."""
+    d = Path(models_dir)
+    if not d.is_dir():
+        return []
+    files = [p for p in d.iterdir() if p.is_file() and MODEL_NAME.match(p.name)]
+
+    def key(p: Path):
+        m = MODEL_NAME.match(p.name)
+        suffix = int(m.group(2)[2:]) if m.group(2) else 0
+        return (m.group(1), suffix, p.stat().st_mtime)
+
+    return sorted(files, key=key)
+
+
+def save_model_atomic(model, models_dir: str | os.PathLike, score: float | None,
+                      run_id: int | None = None, now: datetime | None = None) -> Path:
+    """Pickle `model` as `<timestamp> <score>.pkl`: temporary file, fsync, then rename."""
+    d = Path(models_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    stamp = model_timestamp(now)
+    final = d / f"{stamp} {format_score(score)}.pkl"
+    if any(p.name.startswith(stamp) for p in d.iterdir() if MODEL_NAME.match(p.name)):
+        final = d / f"{stamp}-r{run_id or os.getpid()} {format_score(score)}.pkl"
+    tmp = d / f".{final.stem}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+def prune_model_files(models_dir: str | os.PathLike, keep: int) -> list[Path]:
+    files = list_model_files(models_dir)
+    gone = files[:-keep] if keep > 0 else []
+    for p in gone:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+    return gone
+
+
+def remove_stale_tmp_files(models_dir: str | os.PathLike) -> int:
+    """Temporary files a killed process left behind (never a finished model)."""
+    d = Path(models_dir)
+    n = 0
+    for sub in (d, d / ".cache"):
+        if sub.is_dir():
+            for p in sub.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def load_training_data(engine: Engine, labels: Sequence[str]):
+    """(item ids, agreed labels, audit mask, dropped) for posts with an agreed label in `labels`."""
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT a.item_id, a.agreed_label FROM agreed_labels a ORDER BY a.item_id"
+        )).all()
+        audit = {r[0] for r in conn.execute(text(
+            "SELECT DISTINCT item_id FROM labels WHERE handout_reason = 'random'"
+        ))}
+    allowed = set(labels)
+    kept = [(int(i), lab) for i, lab in rows if lab in allowed]
+    dropped = len(rows) - len(kept)
+    ids = np.array([i for i, _ in kept], dtype=np.int64)
+    y = np.array([lab for _, lab in kept], dtype=object)
+    mask = np.array([i in audit for i in ids], dtype=bool)
+    return ids, y, mask, dropped
+
+
+def evaluate(head, X, y, audit_mask, random_state: int = 0) -> dict:
+    """Cross-validated scores of `head` on (X, y); see the module docstring."""
+    from sklearn.base import clone
+    from sklearn.metrics import classification_report, f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_validate
+
+    classes, counts = np.unique(y, return_counts=True)
+    second = int(np.sort(counts)[-2]) if len(counts) >= 2 else 0
+    n_splits = min(3, second)
+    out = {"cv_accuracy": None, "cv_macro_f1": None, "per_class": None, "audit_accuracy": None,
+           "n_audit": int(audit_mask.sum()), "cv_folds": n_splits if n_splits >= 2 else 0}
+    if n_splits < 2:
+        out["note"] = "no cross-validation: fewer than 2 examples in two classes"
+        return out
+    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*least populated class.*")
+        res = cross_validate(clone(head), X, y, cv=cv, scoring="accuracy", return_estimator=True,
+                             return_indices=True, error_score="raise")
+    oof = np.empty(len(y), dtype=object)
+    for est, test_idx in zip(res["estimator"], res["indices"]["test"]):
+        oof[test_idx] = est.predict(X[test_idx])
+    out["cv_accuracy"] = float(np.mean(res["test_score"]))
+    out["cv_macro_f1"] = float(f1_score(y, oof, labels=classes, average="macro", zero_division=0))
+    report = classification_report(y, oof, labels=classes, output_dict=True, zero_division=0)
+    out["per_class"] = {
+        str(c): {"precision": round(report[c]["precision"], 4), "recall": round(report[c]["recall"], 4),
+                 "f1": round(report[c]["f1-score"], 4), "support": int(report[c]["support"])}
+        for c in classes
+    }
+    if out["n_audit"] >= AUDIT_MIN:
+        out["audit_accuracy"] = float(np.mean(oof[audit_mask] == y[audit_mask]))
+    return out
+
+
+class _LogStream:
+    """A file-like object that turns tqdm's progress bar into log lines."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+
+    def write(self, s: str) -> int:
+        s = s.strip("\r\n ")
+        if s:
+            self.logger.info(s)
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+
+class Orchestrator:
+    def __init__(self, settings=None, *, engine: Engine | str | None = None,
+                 models_dir: str | os.PathLike | None = None):
+        if settings is None:
+            from smartlabel.settings import load_settings
+
+            settings = load_settings()
+        self.settings = settings
+        self.engine = make_engine(engine or settings.database_url)
+        self.models_dir = Path(models_dir or settings.models_dir)
+        self.stopping = False
+        self._signals = 0
+        self._caches: dict[str, FeatureCache] = {}
+        self._unfinished: dict[int, tuple[str, str]] = {}  # run id -> (status, message) not yet stored
+        self._recovered = False
+        self._fresh = True  # first check of this process: no back-off
+        self._last_why: str | None = None
+        self._last_error: str | None = None
+
+    # -- signals --
+
+    def request_stop(self) -> None:
+        self.stopping = True
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum, _frame):
+            self._signals += 1
+            self.stopping = True
+            if self._signals == 1:
+                log.info("%s received: stopping after the current step", signal.Signals(signum).name)
+            else:
+                raise KeyboardInterrupt
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handler)
+
+    def _check_stop(self) -> None:
+        if self.stopping:
+            raise StopRequested()
+
+    # -- the loop --
+
+    def run_forever(self, *, once: bool = False, force: bool = False) -> RunResult | None:
+        """Check, maybe retrain, wait; until stopped (or after one check with `once`)."""
+        removed = remove_stale_tmp_files(self.models_dir)
+        if removed:
+            log.info("removed %d temporary file(s) a stopped run left in %s", removed, self.models_dir)
+        interval = float(self.settings.retrain_interval_seconds)
+        log.info("orchestrator started: model %s, acquisition %s, every %g s when %d new labels; database %s; "
+                 "models in %s", self.settings.model, self.settings.acquisition, interval,
+                 self.settings.retrain_every_n_labels, self.engine.url.render_as_string(hide_password=True),
+                 self.models_dir)
+        last = None
+        while not self.stopping:
+            last = self.tick(force=force)
+            if once:
+                break
+            self._sleep(interval)
+        if self.stopping:
+            log.info("orchestrator stopped")
+        return last
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.2, left))
+
+    def tick(self, *, force: bool = False) -> RunResult | None:
+        """One check: retrain when due. Never raises (except on a second signal)."""
+        try:
+            self._recover()
+            due, why = self.due(force=force)
+        except Exception as exc:
+            msg = self._describe(exc)
+            # one line when the problem starts (or changes), not one every interval
+            (log.error if msg != self._last_error else log.debug)("check failed: %s", msg)
+            self._last_error = msg
+            return RunResult(None, "failed", msg)
+        finally:
+            self._fresh = False
+        if self._last_error is not None:
+            log.info("the database answers again")
+            self._last_error = None
+        if not due:
+            # said once per change, not every interval
+            (log.info if why != self._last_why else log.debug)("no retraining: %s", why)
+            self._last_why = why
+            return None
+        self._last_why = None
+        return self.retrain()
+
+    def _recover(self) -> None:
+        """Store outcomes we could not store while the database was away; mark orphaned runs."""
+        for run_id, (status, message) in list(self._unfinished.items()):
+            if self._finish(run_id, status, message, quiet=True):
+                del self._unfinished[run_id]
+                log.info("recorded run %d as %s now that the database answers", run_id, status)
+        if not self._recovered:
+            with self.engine.begin() as conn:
+                n = conn.execute(
+                    update(model_runs).where(model_runs.c.status == "running")
+                    .values(status="failed", finished_at=utcnow(),
+                            message="interrupted: the orchestrator stopped before this run finished")
+                ).rowcount
+            if n:
+                log.info("marked %d run(s) left running by a previous orchestrator as failed", n)
+            self._recovered = True
+
+    def due(self, *, force: bool = False) -> tuple[bool, str]:
+        """Is a retrain due? (decision, reason)"""
+        need = int(self.settings.retrain_every_n_labels)
+        with self.engine.connect() as conn:
+            base = conn.execute(
+                select(model_runs.c.id, model_runs.c.started_at)
+                .where(model_runs.c.status.in_(("ok", "skipped")))
+                .where((model_runs.c.acquisition != "autolabel") | model_runs.c.acquisition.is_(None))
+                .order_by(model_runs.c.id.desc()).limit(1)
+            ).first()
+            q = select(func.count()).select_from(labels_table)
+            if base is not None:
+                q = q.where(labels_table.c.created_at > base.started_at)
+            n_new = int(conn.execute(q).scalar_one())
+            failures = conn.execute(
+                select(model_runs.c.finished_at).where(model_runs.c.status == "failed")
+                .where(model_runs.c.id > (base.id if base else 0))
+                .where((model_runs.c.acquisition != "autolabel") | model_runs.c.acquisition.is_(None))
+                .order_by(model_runs.c.id.desc())
+            ).all()
+        since = f"since run {base.id}" if base else "so far"
+        if force:
+            return True, f"forced ({n_new} new labels {since})"
+        if n_new < need:
+            return False, f"{n_new} new label(s) {since}, retraining at {need}"
+        if failures and not self._fresh:
+            k = min(len(failures), MAX_BACKOFF_STEPS)
+            wait = float(self.settings.retrain_interval_seconds) * 2 ** k
+            last = failures[0].finished_at
+            if last is not None and utcnow() < last + timedelta(seconds=wait):
+                return False, f"{len(failures)} failed run(s) in a row: next try {wait:g} s after the last"
+        return True, f"{n_new} new labels {since}"
+
+    # -- one run --
+
+    def retrain(self) -> RunResult:
+        s = self.settings
+        try:
+            with self.engine.begin() as conn:
+                run_id = conn.execute(
+                    insert(model_runs).values(started_at=utcnow(), status="running", model_kind=s.model,
+                                              acquisition=s.acquisition).returning(model_runs.c.id)
+                ).scalar_one()
+        except Exception as exc:
+            msg = self._describe(exc)
+            log.error("run not started: %s", msg)
+            return RunResult(None, "failed", msg)
+        log.info("run %d started (%s, %s)", run_id, s.model, s.acquisition)
+        try:
+            result = self._train_and_score(run_id)
+        except StopRequested:
+            msg = "stopped by a signal before finishing; the queue keeps the previous run's priorities"
+            self._finish(run_id, "failed", msg)
+            log.info("run %d stopped: %s", run_id, msg)
+            return RunResult(run_id, "failed", msg)
+        except KeyboardInterrupt:
+            self._finish(run_id, "failed", "stopped at once by a second signal")
+            raise
+        except Exception as exc:
+            msg = self._describe(exc)
+            self._finish(run_id, "failed", msg)
+            log.error("run %d failed: %s", run_id, msg)
+            return RunResult(run_id, "failed", msg)
+        return result
+
+    def _cache_for(self, model) -> FeatureCache | None:
+        parts = split_pipeline(model)
+        if parts is None:
+            return None
+        from smartlabel.models import vectorizer_key
+
+        key = vectorizer_key(parts[0])
+        if key not in self._caches:
+            self._caches[key] = FeatureCache.for_model(model, self.models_dir)
+        return self._caches[key]
+
+    def _pool(self):
+        with self.engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, content_hash, done FROM items ORDER BY id")).all()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        hashes = [r[1] for r in rows]
+        open_ids = np.array([r[0] for r in rows if not r[2]], dtype=np.int64)
+        return ids, hashes, open_ids
+
+    def _train_and_score(self, run_id: int) -> RunResult:
+        s = self.settings
+        t0 = time.monotonic()
+        ids, y, audit_mask, dropped = load_training_data(self.engine, s.labels)
+        classes, counts = np.unique(y, return_counts=True)
+        n_labels = len(y)
+        if len(classes) < 2:
+            have = ", ".join(f"{c} x{n}" for c, n in zip(classes, counts)) or "none"
+            msg = (f"too few labels: need agreed labels of at least two classes, have {n_labels} "
+                   f"labelled post(s) ({have})")
+            self._finish(run_id, "skipped", msg, n_labels=n_labels, n_classes=len(classes))
+            log.info("run %d skipped: %s", run_id, msg)
+            return RunResult(run_id, "skipped", msg)
+        self._check_stop()
+        model = make_model(s.model, labels=s.labels, class_weight=s.class_weight, random_state=0)
+        cache = self._cache_for(model)
+        pool_ids, hashes, open_ids = self._pool()
+        if cache is not None:
+            stats = cache.sync(pool_ids, hashes, lambda some: fetch_texts(self.engine, some))
+            log.info("run %d %s", run_id, stats)
+            head = ActiveFeatures(split_pipeline(model)[1])
+            X = cache.rows(ids)
+        else:  # a model without a separable vectoriser reads text every run
+            head = model
+            X = np.array(list(fetch_texts(self.engine, ids)), dtype=object)
+        self._check_stop()
+        scores = evaluate(head, X, y, audit_mask, random_state=0)
+        self._check_stop()
+        from sklearn.base import clone
+
+        fitted = clone(head).fit(X, y)
+        seconds_train = time.monotonic() - t0
+        self._check_stop()
+
+        # score every open post, in batches
+        t1 = time.monotonic()
+        batch = int(s.score_batch_size)
+        rng = np.random.default_rng(run_id)
+        pri, l1, p1, l2, p2 = [], [], [], [], []
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(open_ids), desc=f"run {run_id} scoring", unit="post", file=_LogStream(log),
+                   mininterval=5, ascii=True, ncols=80)
+        try:
+            for start in range(0, len(open_ids), batch):
+                self._check_stop()
+                chunk = open_ids[start:start + batch]
+                feats = cache.rows(chunk) if cache is not None else list(fetch_texts(self.engine, chunk))
+                proba = fitted.predict_proba(feats)
+                pri.append(acquisition.priorities(s.acquisition, proba, rng=rng))
+                a, b, c, d = acquisition.top_two(proba, fitted.classes_)
+                l1.append(a), p1.append(b), l2.append(c), p2.append(d)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dtype=dt))
+        priorities, label1, conf1 = cat(pri, float), cat(l1, object), cat(p1, float)
+        label2, conf2 = cat(l2, object), cat(p2, float)
+        self._check_stop()
+        from smartlabel.queue import prune_predictions, set_current_run, write_predictions
+
+        write_predictions(self.engine, run_id, open_ids.tolist(), priorities.tolist(),
+                          predicted_labels=label1.tolist(), confidences=conf1.tolist(),
+                          second_labels=label2.tolist(), second_confidences=conf2.tolist())
+        seconds_score = time.monotonic() - t1
+        self._check_stop()
+        # the model file: text in, probabilities out
+        full = join_pipeline(cache.vectorizer, fitted) if cache is not None else fitted
+        full.smartlabel_meta_ = {"run_id": run_id, "model_kind": s.model, "classes": list(map(str, fitted.classes_)),
+                                 "n_labels": n_labels, "cv_accuracy": scores["cv_accuracy"],
+                                 "trained_at": utcnow().isoformat()}
+        path = save_model_atomic(full, self.models_dir, scores["cv_accuracy"], run_id=run_id)
+        # From here on the run completes even if a signal arrives: each step is short.
+        note = [f"cv {scores['cv_folds']}-fold" if scores["cv_folds"] else scores.get("note", "")]
+        if dropped:
+            note.append(f"{dropped} agreed label(s) not in LABELS ignored")
+        if scores["audit_accuracy"] is None:
+            note.append(f"audit sample {scores['n_audit']} < {AUDIT_MIN}")
+        self._finish(
+            run_id, "ok", "; ".join(n for n in note if n), n_labels=n_labels, n_classes=len(classes),
+            cv_accuracy=scores["cv_accuracy"], cv_macro_f1=scores["cv_macro_f1"],
+            audit_accuracy=scores["audit_accuracy"], n_audit=scores["n_audit"], per_class=scores["per_class"],
+            model_path=str(path), n_scored=len(open_ids), seconds_train=round(seconds_train, 3),
+            seconds_score=round(seconds_score, 3),
+        )
+        # switched on only once the run's row is complete, so the page never shows a half-told run
+        set_current_run(self.engine, run_id)
+        pruned = prune_predictions(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
+        gone = prune_model_files(self.models_dir, int(s.keep_models))
+        audit = (f"audit {format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"
+                 if scores["audit_accuracy"] is not None else f"audit n/a ({scores['n_audit']} random)")
+        log.info(
+            "run %d ok: %s on %d labels, %d classes: cv accuracy %s, macro-F1 %s, %s; scored %d open posts; "
+            "model %s; train %.1f s, score %.1f s%s", run_id, s.model, n_labels, len(classes),
+            format_score(scores["cv_accuracy"]), format_score(scores["cv_macro_f1"]), audit, len(open_ids),
+            path, seconds_train, seconds_score,
+            f"; pruned {pruned} old predictions, {len(gone)} model files" if pruned or gone else "",
+        )
+        return RunResult(run_id, "ok", "", scores=scores, model_path=str(path))
+
+    def _finish(self, run_id: int, status: str, message: str, *, quiet: bool = False, **values) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(update(model_runs).where(model_runs.c.id == run_id).values(
+                    status=status, message=message[:2000] if message else None, finished_at=utcnow(), **values))
+            return True
+        except Exception as exc:
+            # the database is away: store it later (the loop retries in _recover)
+            self._unfinished[run_id] = (status, message)
+            if not quiet:
+                log.warning("could not record run %d as %s yet: %s", run_id, status, self._describe(exc))
+            return False
+
+    def _describe(self, exc: BaseException) -> str:
+        from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+        if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()
+            if first and ("no such table" in first[0] or "does not exist" in first[0]):
+                return f"the database has no smartlabel schema ({first[0]}); run `smartlabel db upgrade`"
+            return describe_db_error(self.engine, exc)
+        if isinstance(exc, ProgrammingError):
+            first = str(getattr(exc, "orig", exc)).strip().splitlines()
+            return f"database error: {first[0] if first else exc}; is the schema current? run `smartlabel db upgrade`"
+        if isinstance(exc, SmartlabelError):
+            return str(exc)
+        text_ = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text_[0] if text_ else ''}".rstrip(": ")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
+
+
+def main(*, once: bool = False, force: bool = False, settings=None, models_dir=None,
+         database_url: str | None = None) -> int:
+    """The `smartlabel orchestrate` command: exit status 1 when the (only) run failed."""
+    configure_logging()
+    orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
+    orch.install_signal_handlers()
+    try:
+        result = orch.run_forever(once=once, force=force)
+    except KeyboardInterrupt:
+        log.info("orchestrator stopped at once")
+        return 130
+    finally:
+        orch.engine.dispose()
+    if once and result is not None and result.status == "failed":
+        return 1
+    return 0

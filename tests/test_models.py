@@ -1,0 +1,296 @@
+"""Model registry, the three models on small real data, the feature cache, acquisition scores."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import cross_val_score
+
+from smartlabel import acquisition
+from smartlabel.errors import ConfigError
+from smartlabel.models import (
+    MODELS,
+    CalibratedLinearSVC,
+    FeatureCache,
+    join_pipeline,
+    make_model,
+    split_pipeline,
+    text_vectorizer,
+)
+
+from text_corpus import VOCAB, make_texts
+
+CLASSES = sorted(VOCAB)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_texts(8, seed=1)
+    Xt, yt = make_texts(15, seed=2)
+    return X, y, Xt, np.array(yt)
+
+
+def check_fitted(model, Xt, yt):
+    proba = model.predict_proba(Xt)
+    assert list(model.classes_) == CLASSES
+    assert proba.shape == (len(Xt), len(CLASSES))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    pred = model.predict(Xt)
+    # columns follow classes_: the argmax column names the predicted class
+    assert list(pred) == list(model.classes_[proba.argmax(axis=1)])
+    assert set(pred) == set(CLASSES), "every class must be predicted"
+    assert (pred == yt).mean() >= 0.9
+    return proba
+
+
+@pytest.mark.parametrize("kind", ["lr", "svm"])
+def test_sklearn_models_learn_every_class(kind, data):
+    X, y, Xt, yt = data
+    model = make_model(kind, labels=CLASSES)
+    check_fitted(model.fit(X, y), Xt, yt)
+    scores = cross_val_score(make_model(kind, labels=CLASSES), X, y, scoring="accuracy", cv=3)
+    assert scores.shape == (3,) and scores.mean() >= 0.8
+
+
+def test_keras_network_trains_predicts_every_class_and_pickles(data):
+    X, y, Xt, yt = data
+    model = make_model("keras", labels=CLASSES, random_state=3)
+    head = model.named_steps["clf"]
+    proba = check_fitted(model.fit(X, y), Xt, yt)
+    # a real Keras network: hidden layer and a softmax over the 3 classes present
+    net = head.model_
+    assert type(net).__module__.startswith("keras")
+    assert [layer.name for layer in net.layers if layer.name in ("hidden", "classes")] == ["hidden", "classes"]
+    assert net.get_layer("classes").units == 3
+    # same seed, same data: same network
+    again = make_model("keras", labels=CLASSES, random_state=3).fit(X, y)
+    np.testing.assert_allclose(again.predict_proba(Xt), proba, atol=1e-5)
+    # a model file round trip keeps the network
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_allclose(restored.predict_proba(Xt), proba, atol=1e-6)
+    # scikit-learn's cross-validation clones and refits it
+    quick = make_model("keras", labels=CLASSES).set_params(clf__min_steps=100)
+    scores = cross_val_score(quick, X, y, scoring="accuracy", cv=3)
+    assert scores.mean() >= 0.8
+
+
+def test_keras_two_classes_and_balanced_weights(data):
+    # 12 Advocacy vs 3 Others: balanced weights must raise the minority's probability
+    X, y = make_texts(12, classes=["Advocacy"], seed=4)
+    X2, y2 = make_texts(3, classes=["Others"], seed=5)
+    neutral = ["the and of to in it is", "people with this that for on"]
+    plain = make_model("keras", labels=CLASSES).fit(X + X2, y + y2)
+    balanced = make_model("keras", labels=CLASSES, class_weight="balanced").fit(X + X2, y + y2)
+    assert list(plain.classes_) == ["Advocacy", "Others"]
+    assert plain.predict_proba(neutral).shape == (2, 2)
+    assert (balanced.predict_proba(neutral)[:, 1] > plain.predict_proba(neutral)[:, 1]).all()
+
+
+@pytest.mark.parametrize("kind", ["lr", "svm"])
+def test_balanced_class_weight_is_honoured(kind):
+    X, y = make_texts(20, classes=["Advocacy"], seed=4)
+    X2, y2 = make_texts(2, classes=["Others"], seed=5)
+    neutral = ["the and of to in it is", "people with this that for on"]
+    plain = make_model(kind, labels=CLASSES).fit(X + X2, y + y2)
+    balanced = make_model(kind, labels=CLASSES, class_weight="balanced").fit(X + X2, y + y2)
+    assert balanced.named_steps["clf"].class_weight == "balanced"
+    assert plain.named_steps["clf"].class_weight is None
+    assert (balanced.predict_proba(neutral)[:, 1] > plain.predict_proba(neutral)[:, 1]).all()
+
+
+def test_svm_with_a_single_example_class_does_not_crash(data):
+    X, y = make_texts(6, classes=["Advocacy", "Others"], seed=7)
+    X1, y1 = make_texts(1, classes=["Personal Stories"], seed=8)
+    model = make_model("svm", labels=CLASSES).fit(X + X1, y + y1)
+    head = model.named_steps["clf"]
+    assert head.calibrated_ is False  # no calibration split exists: softmax over margins
+    proba = model.predict_proba(X1 + X[:3])
+    assert proba.shape == (4, 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert model.predict(X1)[0] == "Personal Stories"
+    # with two examples per class it calibrates (2-fold)
+    X2, y2 = make_texts(2, seed=9)
+    assert make_model("svm", labels=CLASSES).fit(X2, y2).named_steps["clf"].calibrated_ is True
+
+
+def test_registry_and_errors():
+    assert set(MODELS) == {"lr", "svm", "keras"}
+    with pytest.raises(ConfigError, match="unknown model 'bert'"):
+        make_model("bert", labels=CLASSES)
+    with pytest.raises(ConfigError, match="class_weight"):
+        make_model("lr", labels=CLASSES, class_weight="heavy")
+    a = make_model("lr", labels=CLASSES)
+    assert a is not make_model("lr", labels=CLASSES)  # fresh every time
+    assert clone(a).get_params()["clf__C"] == a.get_params()["clf__C"]
+    with pytest.raises(ValueError, match="at least two classes"):
+        CalibratedLinearSVC().fit(np.eye(3), ["A", "A", "A"])
+
+
+def test_adding_a_model_is_one_factory(monkeypatch, data):
+    from sklearn.naive_bayes import ComplementNB
+    from sklearn.pipeline import Pipeline
+
+    def nb(*, labels, class_weight, random_state):
+        return Pipeline([("tfidf", text_vectorizer()), ("clf", ComplementNB())])
+
+    monkeypatch.setitem(MODELS, "nb", nb)
+    X, y, Xt, yt = data
+    check_fitted(make_model("nb", labels=CLASSES).fit(X, y), Xt, yt)
+
+
+def test_importing_models_does_not_import_tensorflow():
+    code = ("import sys; import smartlabel.models as m, smartlabel.acquisition; "
+            "m.make_model('keras', labels=['a','b']); m.make_model('lr', labels=['a','b']).fit(['aa bb','cc dd'], ['a','b']); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.split() == ["False", "False"]
+
+
+# --- feature cache -------------------------------------------------------------------
+
+
+class Pool:
+    def __init__(self, texts):
+        self.texts = dict(enumerate(texts, start=1))
+        self.fetched = []
+
+    def fetch(self, ids):
+        self.fetched.append(list(ids))
+        return (self.texts[i] for i in ids)
+
+    def ids_hashes(self):
+        ids = sorted(self.texts)
+        return ids, [str(hash(self.texts[i])) for i in ids]
+
+
+def test_feature_cache_transforms_only_new_posts_and_persists(tmp_path):
+    texts, _ = make_texts(10, seed=11)
+    pool = Pool(texts[:20])
+    model = make_model("lr", labels=CLASSES)
+    cache = FeatureCache.for_model(model, tmp_path)
+    stats = cache.sync(*pool.ids_hashes(), pool.fetch)
+    assert stats.refitted and stats.total == 20 and pool.fetched == [list(range(1, 21))]
+    first = cache.rows([3, 1]).toarray()
+    # nothing new: nothing fetched
+    assert not cache.sync(*pool.ids_hashes(), pool.fetch).refitted and len(pool.fetched) == 1
+    # 5 new posts, one deleted, one edited: only the 6 changed texts are read
+    for k in range(21, 26):
+        pool.texts[k] = texts[k - 1]
+    del pool.texts[2]
+    pool.texts[4] = texts[29]
+    stats = cache.sync(*pool.ids_hashes(), pool.fetch)
+    assert (stats.refitted, stats.added, stats.removed, stats.total) == (False, 6, 2, 24)
+    assert pool.fetched[-1] == [4, 21, 22, 23, 24, 25]
+    np.testing.assert_allclose(cache.rows([3, 1]).toarray(), first)
+    direct = cache.vectorizer.transform([pool.texts[i] for i in [25, 4, 1]]).toarray()
+    np.testing.assert_allclose(cache.rows([25, 4, 1]).toarray(), direct, rtol=1e-6)
+    with pytest.raises(KeyError):
+        cache.rows([2])
+    # a new process loads the cache from disk and reads no text
+    again = FeatureCache.for_model(make_model("svm", labels=CLASSES), tmp_path)  # same vectoriser
+    assert again.key == cache.key and again.path.exists()
+    n = len(pool.fetched)
+    assert not again.sync(*pool.ids_hashes(), pool.fetch).refitted and len(pool.fetched) == n
+    # keras has its own vectoriser, so its own cache file
+    assert FeatureCache.for_model(make_model("keras", labels=CLASSES), tmp_path).key != cache.key
+    # the pool doubles: the vectoriser is refitted on everything
+    for k in range(26, 60):
+        pool.texts[k] = f"brand new words number {k} zebra giraffe"
+    assert again.sync(*pool.ids_hashes(), pool.fetch).refitted
+    assert "zebra" in again.vectorizer.vocabulary_
+
+
+def test_head_trained_on_cached_rows_gives_a_text_model(tmp_path, data):
+    X, y, Xt, yt = data
+    pool = Pool(X + Xt)
+    model = make_model("lr", labels=CLASSES)
+    cache = FeatureCache.for_model(model, None)
+    cache.sync(*pool.ids_hashes(), pool.fetch)
+    vec, head = split_pipeline(model)
+    head = clone(head).fit(cache.rows(range(1, len(X) + 1)), y)
+    full = join_pipeline(cache.vectorizer, head)
+    test_ids = list(range(len(X) + 1, len(X) + len(Xt) + 1))
+    np.testing.assert_allclose(full.predict_proba(Xt), head.predict_proba(cache.rows(test_ids)), rtol=1e-6)
+    assert (full.predict(Xt) == yt).mean() >= 0.9
+
+
+# --- acquisition -----------------------------------------------------------------------
+
+PROBA = np.array([
+    [0.34, 0.33, 0.33],  # confused
+    [0.98, 0.01, 0.01],  # sure
+    [0.50, 0.45, 0.05],  # torn between two
+    [0.70, 0.20, 0.10],
+])
+
+
+@pytest.mark.parametrize("kind", ["entropy", "margin", "certainty"])
+def test_priorities_higher_means_ask_first(kind):
+    pr = acquisition.priorities(kind, PROBA)
+    assert pr.shape == (4,) and np.argmin(pr) == 1  # the sure post comes last
+    if kind == "margin":
+        assert np.argmax(pr) == 0 and pr[2] > pr[3]
+    else:
+        assert np.argmax(pr) == 0
+    # scores of separate batches are comparable (no per-batch ranks)
+    np.testing.assert_allclose(
+        np.concatenate([acquisition.priorities(kind, PROBA[:2]), acquisition.priorities(kind, PROBA[2:])]), pr)
+
+
+def test_priorities_reuse_superintendent_and_match_the_fallbacks():
+    import superintendent.acquisition_functions as sf
+
+    fns = acquisition._lower_first_functions()
+    for name in ("entropy", "margin", "certainty"):
+        assert fns[name] is getattr(sf, name).__wrapped__
+        np.testing.assert_allclose(fns[name](PROBA), acquisition._FALLBACK[name](PROBA), atol=1e-12)
+        # superintendent's wrapped function (shuffle off) ranks lowest first: same order as ours reversed
+        ranks = getattr(sf, name)(PROBA, shuffle_prop=0.0)
+        ours = acquisition.priorities(name, PROBA)
+        assert list(np.argsort(ranks)) == list(np.argsort(-ours, kind="stable"))
+
+
+def test_random_priorities_and_edge_cases():
+    a = acquisition.priorities("random", PROBA, rng=np.random.default_rng(5))
+    b = acquisition.priorities("random", PROBA, rng=np.random.default_rng(5))
+    assert np.array_equal(a, b) and len(set(a)) == 4
+    assert acquisition.priorities("entropy", np.ones((3, 1))).tolist() == [0, 0, 0]
+    assert acquisition.priorities("margin", np.zeros((0, 3))).shape == (0,)
+    with pytest.raises(ConfigError, match="unknown acquisition"):
+        acquisition.priorities("bald", PROBA)
+
+
+def test_top_two():
+    l1, p1, l2, p2 = acquisition.top_two(PROBA, ["A", "B", "C"])
+    assert list(l1) == ["A"] * 4 and list(l2) == ["B", "B", "B", "B"]
+    assert p1.tolist() == [0.34, 0.98, 0.5, 0.7] and p2.tolist() == [0.33, 0.01, 0.45, 0.2]
+    l1, p1, l2, p2 = acquisition.top_two(np.array([[0.1, 0.9]]), ["A", "B"])
+    assert (l1[0], l2[0]) == ("B", "A")
+    l1, p1, l2, p2 = acquisition.top_two(np.ones((2, 1)), ["A"])
+    assert list(l2) == [None, None] and p2.tolist() == [0, 0]
+    with pytest.raises(ValueError):
+        acquisition.top_two(PROBA, ["A", "B"])
+
+
+def test_active_features_gives_the_same_linear_model_on_fewer_columns(data):
+    from smartlabel.models import ActiveFeatures
+
+    X, y, Xt, yt = data
+    vec = text_vectorizer().fit(X + Xt + ["zebra giraffe words nobody labelled"] * 3)
+    Xtr, Xte = vec.transform(X), vec.transform(Xt)
+    head = make_model("lr", labels=CLASSES).named_steps["clf"]
+    full = clone(head).fit(Xtr, y)
+    small = ActiveFeatures(head).fit(Xtr, y)
+    assert len(small.columns_) < Xtr.shape[1] and list(small.classes_) == CLASSES
+    np.testing.assert_allclose(small.predict_proba(Xte), full.predict_proba(Xte), atol=1e-4)
+    assert list(small.predict(Xte)) == list(full.predict(Xte))
+    scores = cross_val_score(ActiveFeatures(head), Xtr, y, scoring="accuracy", cv=3)
+    assert scores.mean() >= 0.8
