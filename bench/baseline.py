@@ -8,7 +8,8 @@ versions as ours). Commands mirror bench/ours.py; one JSON object on the last
 stdout line.
 
     baseline.py load     --url URL --corpus FILE --n N [--priorities]   its enqueue (timed)
-    baseline.py reprio   --url URL          list_uncompleted, predict, entropy, reorder (as retrain())
+    baseline.py reprio   --url URL          list_completed, fit, cross_val_score; then the timed
+                                            cycle list_uncompleted, predict, entropy, reorder
     baseline.py handout  --url URL --workers W --ops N [--think-ms T]
     baseline.py stall    --url URL --workers W --think-ms T
 
@@ -27,9 +28,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+# smartlabel.models only (numpy/scipy/scikit-learn): the same model definition as ours
+sys.path.insert(0, str(HERE.parent / "src"))
 
 import common  # noqa: E402
-from common import N_TRAIN, emit  # noqa: E402
+from common import N_TRAIN, emit  # noqa: E402  (default for --n-train)
 
 
 def _queue(url, worker_id=None):
@@ -44,14 +47,14 @@ def versions() -> dict:
     return {p: version(p) for p in ("superintendent", "sqlmodel", "sqlalchemy", "scikit-learn", "numpy")}
 
 
-def load(url: str, corpus_path: str, n: int, priorities: bool) -> dict:
+def load(url: str, corpus_path: str, n: int, priorities: bool, n_train: int = N_TRAIN) -> dict:
     """Its `enqueue`: one ORM object per post, one session (timed: the baseline's import)."""
     corpus = common.read_corpus(corpus_path)
     texts, labels = [], []
     for k in range(n):
         title, body, lab = common.post(corpus, k)
         texts.append(common.model_text(title, body))
-        labels.append(lab if k < N_TRAIN else None)
+        labels.append(lab if k < n_train else None)
     prios = None
     if priorities:  # the pool as after a retrain(): ranks 0..n-1 (lowest first), shuffled
         prios = list(range(n))
@@ -61,15 +64,25 @@ def load(url: str, corpus_path: str, n: int, priorities: bool) -> dict:
     q.enqueue(texts, labels=labels, priorities=prios)
     seconds = time.perf_counter() - t0
     q.engine.dispose()
-    return {"n": n, "labelled": min(n, N_TRAIN), "enqueue_seconds": seconds, "versions": versions()}
+    return {"n": n, "labelled": min(n, n_train), "enqueue_seconds": seconds, "versions": versions()}
 
 
-def train(q):
-    """What retrain() does first: fit on list_completed() (not timed)."""
+def train(q) -> tuple:
+    """What retrain() does first: fit on list_completed(), then cross_val_score(cv=3).
+
+    The model is smartlabel's `lr` (TF-IDF 1-2 grams + logistic regression), built by
+    smartlabel.models.make_model, so both sides score with the same model.
+    """
+    from sklearn.model_selection import cross_val_score
+
+    from smartlabel.models import make_model
+
+    t0 = time.perf_counter()
     _ids, x, y = q.list_completed()
-    model = common.make_model()
+    model = make_model("lr", labels=common.LABELS)
     model.fit(list(x), list(y))
-    return model
+    cross_val_score(model, list(x), list(y), cv=3)
+    return model, time.perf_counter() - t0
 
 
 def cycle(q, model, marks: dict | None = None) -> dict:
@@ -98,9 +111,11 @@ def reprio(url: str) -> dict:
 
     rss_start = common.proc_status_mb("VmRSS")
     q = _queue(url)
-    model = train(q)
+    model, train_seconds = train(q)
     rss_model = common.proc_status_mb("VmRSS")
     out = cycle(q, model)
+    # the whole of its retrain(): training + cross-validation + the cycle
+    out.update(train_seconds=train_seconds, retrain_seconds=train_seconds + out["seconds"])
     with q.engine.connect() as conn:  # what was stored: a priority on every uncompleted row
         out["stored_priorities"] = conn.execute(sa.text(
             "SELECT COUNT(*) FROM superintendentdata WHERE output IS NULL AND priority IS NOT NULL")).scalar_one()
@@ -141,7 +156,7 @@ def handout(url: str, workers: int, ops: int, think_ms: float) -> dict:
 
 def stall(url: str, workers: int, think_ms: float, quiet_s: float) -> dict:
     q = _queue(url)  # imports superintendent before the workers fork
-    model = train(q)
+    model, _s = train(q)
     q.engine.dispose()
     lab = common.Labellers(make_queue, url, workers, None, think_ms / 1000.0).start()
     time.sleep(quiet_s)
@@ -164,6 +179,7 @@ def main(argv=None) -> None:
     ap.add_argument("--corpus")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--priorities", action="store_true")
+    ap.add_argument("--n-train", type=int, default=N_TRAIN, help="load: how many posts come labelled")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--ops", type=int, default=100)
     ap.add_argument("--think-ms", type=float, default=0.0)
@@ -172,7 +188,7 @@ def main(argv=None) -> None:
     if a.command == "versions":
         emit(versions())
     elif a.command == "load":
-        emit(load(a.url, a.corpus, a.n, a.priorities))
+        emit(load(a.url, a.corpus, a.n, a.priorities, a.n_train))
     elif a.command == "reprio":
         emit(reprio(a.url))
     elif a.command == "handout":

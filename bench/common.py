@@ -108,27 +108,6 @@ def model_text(title: str, body: str) -> str:
     return f"{title} {body}"
 
 
-# --- the model and the acquisition function (the same for both sides) ---------------
-
-
-def make_model():
-    """TF-IDF + logistic regression, as the article's baseline model."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-
-    return Pipeline([("tfidf", TfidfVectorizer(sublinear_tf=True)),
-                     ("clf", LogisticRegression(max_iter=1000))])
-
-
-def entropy(proba):
-    """Shannon entropy of each row of class probabilities (higher: less sure)."""
-    import numpy as np
-
-    p = np.clip(np.asarray(proba, dtype=float), 1e-12, 1.0)
-    return -(p * np.log(p)).sum(axis=1)
-
-
 # --- measuring ----------------------------------------------------------------------
 
 

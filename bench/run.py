@@ -55,14 +55,14 @@ PROFILES = {
         # latency a labeller sees when the server is not saturated by design
         paced_workers=16, paced_think_ms=500.0, paced_ops=480,
         handout_sqlite=True, handout_sqlite_baseline=False,
-        stall_n=80_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.5,
+        stall_n=80_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.5, n_train=300,
     ),
     "quick": dict(
         reprio_sizes=[10_000], reprio_backends=["sqlite", "postgresql"], big=50_000,
         handout_pool=20_000, handout_workers=[1, 4, 16], handout_ops=320,
         paced_workers=16, paced_think_ms=500.0, paced_ops=0,
         handout_sqlite=False, handout_sqlite_baseline=False,
-        stall_n=10_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.0,
+        stall_n=10_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.0, n_train=300,
     ),
     # the smoke test's: every code path at tiny size (one seeded pool per side and backend)
     "smoke": dict(
@@ -70,7 +70,7 @@ PROFILES = {
         handout_pool=500, handout_workers=[3], handout_ops=24,
         paced_workers=2, paced_think_ms=5.0, paced_ops=0,
         handout_sqlite=False, handout_sqlite_baseline=False,
-        stall_n=500, stall_workers=2, stall_think_ms=5.0, quiet_s=0.3,
+        stall_n=500, stall_workers=2, stall_think_ms=5.0, quiet_s=0.3, n_train=60,
     ),
 }
 BENCHES = ("reprio", "handout", "stall", "memory", "al", "page")
@@ -277,29 +277,58 @@ def _secs(r: dict, key: str = "seconds") -> str:
 
 
 class Bench:
-    def __init__(self, args, prof: dict, dbs: Databases, run: Runner, corpus: Path):
-        self.args, self.p, self.dbs, self.run, self.corpus = args, prof, dbs, run, corpus
+    def __init__(self, args, prof: dict, dbs: Databases, run: Runner, corpus: Path, work: Path):
+        self.args, self.p, self.dbs, self.run, self.corpus, self.work = args, prof, dbs, run, corpus, work
         self.pools: dict = {}
+        self._features: dict | None = None
 
-    def pool(self, side: str, backend: str, n: int) -> dict:
-        """A seeded template database for (side, backend, n); copies are made from it."""
+    def features(self) -> dict:
+        """The orchestrator's TF-IDF fitted once on the corpus (see ours.py): its first-run cost."""
+        if self._features is None:
+            path = self.work / "features.pkl"
+            r = self.run("ours", "features", corpus=self.corpus, features=path)
+            r["path"] = str(path)
+            self._features = r
+            if "error" in r:
+                say(f"  features: {r['error']}")
+            else:
+                say(f"  orchestrator's vectoriser fitted on {r['posts']:,} posts once: "
+                    f"{r['fit_transform_seconds']:.1f} s, {r['vocabulary']:,} terms, peak {r['peak_rss_mb']:.0f} MB")
+        return self._features
+
+    def seed_ours(self, url: str, n: int, name: str, with_run: bool, cache: bool = True) -> tuple[dict, str | None]:
+        feats = self.features() if cache else {"error": "no cache wanted"}
+        models_dir = None if "error" in feats else str(self.work / "models" / name)
+        r = self.run("ours", "seed", url=url, corpus=self.corpus, n=n, run=with_run, n_train=self.p["n_train"],
+                     features=feats.get("path") if models_dir else None, models_dir=models_dir)
+        return r, models_dir
+
+    def pool(self, side: str, backend: str, n: int, cache: bool = True) -> dict:
+        """A seeded template database for (side, backend, n); copies are made from it.
+
+        Ours comes with the orchestrator's feature cache unless `cache` is False (hand-out only).
+        """
         key = (side, backend, n)
         if key not in self.pools:
-            url = self.dbs.url(backend, f"tpl_{side}_{backend[:2]}_{n}")
+            name = f"tpl_{side}_{backend[:2]}_{n}"
+            url = self.dbs.url(backend, name)
+            models_dir = None
             if side == "ours":
-                r = self.run("ours", "seed", url=url, corpus=self.corpus, n=n, run=True)
+                r, models_dir = self.seed_ours(url, n, name, with_run=True, cache=cache)
             else:
-                r = self.run("baseline", "load", url=url, corpus=self.corpus, n=n, priorities=True)
-            self.pools[key] = {"url": url, "seed": r}
+                r = self.run("baseline", "load", url=url, corpus=self.corpus, n=n, priorities=True,
+                             n_train=self.p["n_train"])
+            self.pools[key] = {"url": url, "seed": r, "models_dir": models_dir}
             say(f"  seeded {side} {backend} {n:,}: "
                 + (_secs(r) if side == "ours" else _secs(r, "enqueue_seconds") + " (its enqueue)"))
         return self.pools[key]
 
-    def copy(self, side: str, backend: str, n: int, name: str) -> tuple[str, dict]:
-        pool = self.pool(side, backend, n)
+    def copy(self, side: str, backend: str, n: int, name: str, cache: bool = True) -> tuple[str, dict, str | None]:
+        """A copy of the pool's database (same ids, so the pool's feature cache fits it too)."""
+        pool = self.pool(side, backend, n, cache)
         if "error" in pool["seed"]:
-            return "", pool["seed"]
-        return self.dbs.url(backend, name, template=pool["url"]), pool["seed"]
+            return "", pool["seed"], None
+        return self.dbs.url(backend, name, template=pool["url"]), pool["seed"], pool["models_dir"]
 
     def sides(self):
         return ["ours"] + ([] if self.args.no_baseline else ["baseline"])
@@ -311,8 +340,8 @@ class Bench:
             for n in self.p["reprio_sizes"]:
                 row = {"backend": backend, "n": n}
                 for side in self.sides():
-                    url, seed = self.copy(side, backend, n, f"reprio_{side}_{backend[:2]}_{n}")
-                    r = self.run(side, "reprio", url=url) if url else seed
+                    url, seed, models_dir = self.copy(side, backend, n, f"reprio_{side}_{backend[:2]}_{n}")
+                    r = self.run(side, "reprio", url=url, models_dir=models_dir) if url else seed
                     row[side] = r
                     row[f"{side}_seed"] = seed
                     say(f"reprio {backend:10s} {n:>9,} {side:8s} {_secs(r)}"
@@ -323,15 +352,18 @@ class Bench:
         big = self.p["big"]
         if not big:
             return {"rows": rows}
-        url = self.dbs.url("postgresql", f"reprio_ours_big_{big}")
-        say(f"reprio postgresql {big:,} ours: seeding")
-        seed = self.run("ours", "seed", url=url, corpus=self.corpus, n=big)
-        r = self.run("ours", "reprio", url=url) if "error" not in seed else seed
-        say(f"reprio postgresql {big:>9,} ours     {_secs(r)}")
+        name = f"reprio_ours_big_{big}"
+        url = self.dbs.url("postgresql", name)
+        say(f"reprio postgresql {big:,} ours: seeding (and its feature cache)")
+        seed, models_dir = self.seed_ours(url, big, name, with_run=False)
+        r = self.run("ours", "reprio", url=url, models_dir=models_dir) if "error" not in seed else seed
+        say(f"reprio postgresql {big:>9,} ours     {_secs(r)}"
+            + (f" (write {r['write_seconds']:.2f} s)" if "write_seconds" in r else ""))
         rows.append({"backend": "postgresql", "n": big, "ours": r, "ours_seed": seed})
         if not self.args.keep:
             self.dbs.drop(url)
-        return {"rows": rows}
+            shutil.rmtree(self.work / "models" / name, ignore_errors=True)
+        return {"rows": rows, "features": self.features()}
 
     # 2. hand-out under load
     def handout(self) -> dict:
@@ -349,7 +381,8 @@ class Bench:
                 sides = ["ours"]
             for workers, ops, think in levels:
                 for side in sides:
-                    url, seed = self.copy(side, backend, n, f"ho_{side}_{backend[:2]}_{workers}_{int(think)}")
+                    url, seed, _m = self.copy(side, backend, n, f"ho_{side}_{backend[:2]}_{workers}_{int(think)}",
+                                              cache=False)
                     r = (self.run(side, "handout", url=url, workers=workers, ops=ops, think_ms=think)
                          if url else seed)
                     rows.append({"backend": backend, "n": n, "side": side, "workers": workers,
@@ -370,9 +403,9 @@ class Bench:
         rows = []
         n = self.p["stall_n"]
         for side in self.sides():
-            url, seed = self.copy(side, "postgresql", n, f"stall_{side}_{n}")
-            r = (self.run(side, "stall", url=url, workers=self.p["stall_workers"],
-                          think_ms=self.p["stall_think_ms"], quiet_s=self.p["quiet_s"]) if url else seed)
+            url, seed, models_dir = self.copy(side, "postgresql", n, f"stall_{side}_{n}")
+            r = (self.run(side, "stall", url=url, workers=self.p["stall_workers"], think_ms=self.p["stall_think_ms"],
+                          quiet_s=self.p["quiet_s"], models_dir=models_dir) if url else seed)
             rows.append({"backend": "postgresql", "n": n, "side": side, "workers": self.p["stall_workers"],
                          "think_ms": self.p["stall_think_ms"], **r})
             if "error" in r:
@@ -396,16 +429,22 @@ class Bench:
         if found is None:  # reprio did not run at that size: run the cycle alone
             found = {"backend": "postgresql", "n": n}
             for side in self.sides():
-                url, seed = self.copy(side, "postgresql", n, f"mem_{side}_{n}")
-                found[side] = self.run(side, "reprio", url=url) if url else seed
+                url, seed, models_dir = self.copy(side, "postgresql", n, f"mem_{side}_{n}")
+                found[side] = self.run(side, "reprio", url=url, models_dir=models_dir) if url else seed
                 if url and not self.args.keep:
                     self.dbs.drop(url)
         for side in self.sides():
             r = found.get(side, {})
-            out["rows"].append({"side": side, "n": n, "what": "orchestrator-like process (train, score, write)",
+            what = ("the orchestrator process (smartlabel.orchestrator, a run with a warm feature cache)"
+                    if side == "ours" else "superintendent's retrain() steps (fit, cross-validate, score, reorder)")
+            out["rows"].append({"side": side, "n": n, "what": what,
                                 **{k: r.get(k) for k in ("peak_rss_mb", "rss_start_mb", "rss_after_fit_mb",
                                                          "rss_end_mb", "error") if k in r}})
             say(f"memory {side:8s} at {n:,}: peak {r.get('peak_rss_mb') or 0:.0f} MB")
+        f = self.features()
+        out["rows"].append({"side": "ours", "n": f.get("posts"), "peak_rss_mb": f.get("peak_rss_mb"),
+                            "what": "the orchestrator's first run on a pool: fitting its TF-IDF on every post",
+                            "seconds": f.get("fit_transform_seconds"), **({"error": f["error"]} if "error" in f else {})})
         return out
 
 
@@ -540,7 +579,7 @@ def main(argv=None) -> int:
         if speed:
             pool_size = min(common.POOL, max([*prof["reprio_sizes"], prof["handout_pool"], prof["stall_n"]]))
             corpus = common.write_corpus(work / "corpus.jsonl", pool_size)
-            bench = Bench(args, prof, dbs, Runner(baseline_python, args.timeout), corpus)
+            bench = Bench(args, prof, dbs, Runner(baseline_python, args.timeout), corpus, work)
             reprio = None
             for name in speed:
                 say(f"== {name}")
