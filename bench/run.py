@@ -50,10 +50,10 @@ MARKER = "smartlabel-bench.json"
 PROFILES = {
     "full": dict(
         reprio_sizes=[10_000, 80_000], reprio_backends=["sqlite", "postgresql"], big=1_000_000,
-        handout_pool=100_000, handout_workers=[1, 4, 16], handout_ops=2400,
+        handout_pool=100_000, handout_workers=[1, 4, 16], handout_ops=1600,
         # 16 labellers pausing 0.5 s on average between posts (people take seconds): the
         # latency a labeller sees when the server is not saturated by design
-        paced_workers=16, paced_think_ms=500.0, paced_ops=480,
+        paced_workers=16, paced_think_ms=500.0, paced_ops=320,
         handout_sqlite=True, handout_sqlite_baseline=False,
         stall_n=80_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.5, n_train=300,
     ),
@@ -372,7 +372,7 @@ class Bench:
         n = self.p["handout_pool"]
         for backend in backends:
             levels = [(w, self.p["handout_ops"], 0.0) for w in self.p["handout_workers"]]
-            if self.p["paced_ops"]:
+            if self.p["paced_ops"] and backend == "postgresql":
                 levels.append((self.p["paced_workers"], self.p["paced_ops"], self.p["paced_think_ms"]))
             sides = self.sides()
             if backend == "sqlite" and not self.p["handout_sqlite_baseline"]:
@@ -463,21 +463,28 @@ def _rel(path: Path) -> str:
 def run_external(name: str, script: Path, quick: bool, out_dir: Path, timeout: float) -> dict:
     """Run bench/bench_<name>.py if it exists; collect the JSON (and PNG) files it wrote.
 
-    Contract with those scripts: `--quick` for reduced sizes; results go to the folder in
-    $BENCH_RESULTS_DIR (bench/results by default) as <name>.json, with an optional
-    "markdown" string that BENCHMARKS.md shows as is, and any .png plots.
+    The scripts are other engineers'; what they accept is read from their --help:
+    `--quick` is passed in quick mode when they have it, `--out <results>/<name>.json`
+    when they have --out; $BENCH_RESULTS_DIR names the results folder too. Their
+    <name>.json may hold a "markdown" string, which BENCHMARKS.md shows as is.
     """
     if not script.exists():
         say(f"{name}: {_rel(script)} not present, skipped")
         return {"skipped": f"{_rel(script)} not present"}
-    say(f"{name}: running {_rel(script)}" + (" --quick" if quick else ""))
-    started = time.time()
     env = dict(os.environ, BENCH_RESULTS_DIR=str(out_dir), PYTHONUNBUFFERED="1")
+    helptext = subprocess.run([sys.executable, str(script), "--help"], cwd=str(ROOT), env=env,
+                              capture_output=True, text=True, timeout=120).stdout
+    args = []
+    if quick and "--quick" in helptext:
+        args.append("--quick")
+    if "--out" in helptext:
+        args += ["--out", str(out_dir / f"{name}.json")]
+    say(f"{name}: running {_rel(script)} {' '.join(args)}")
+    started = time.time()
     t = time.monotonic()
     try:
-        p = subprocess.run([sys.executable, str(script)] + (["--quick"] if quick else []), cwd=str(ROOT),
-                           env=env, timeout=timeout)
-        code = p.returncode
+        code = subprocess.run([sys.executable, str(script), *args], cwd=str(ROOT), env=env,
+                              timeout=timeout).returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
     seconds = time.monotonic() - t
@@ -485,7 +492,7 @@ def run_external(name: str, script: Path, quick: bool, out_dir: Path, timeout: f
                       for f in d.rglob("*") if f.suffix in (".json", ".png") and f.stat().st_mtime >= started
                       and f.name != f"{name}-run.json")
     say(f"{name}: exit {code} in {seconds:.0f} s; wrote {', '.join(produced) or 'nothing'}")
-    return {"script": _rel(script), "exit": code, "seconds": seconds, "files": produced}
+    return {"script": _rel(script), "args": args, "exit": code, "seconds": seconds, "files": produced}
 
 
 # --- machine ----------------------------------------------------------------------------
@@ -577,7 +584,9 @@ def main(argv=None) -> int:
         say(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB; Python {info['python']}, "
             f"PostgreSQL {info.get('postgresql', '-')}, SQLite {info['sqlite']}; load {info['load_average_at_start']}")
         if speed:
-            pool_size = min(common.POOL, max([*prof["reprio_sizes"], prof["handout_pool"], prof["stall_n"]]))
+            # the distinct posts (bigger pools repeat them with a unique title): as many as the
+            # largest pool the orchestrator scores, which is also what its vectoriser is fitted on
+            pool_size = min(common.POOL, max([*prof["reprio_sizes"], prof["stall_n"]]))
             corpus = common.write_corpus(work / "corpus.jsonl", pool_size)
             bench = Bench(args, prof, dbs, Runner(baseline_python, args.timeout), corpus, work)
             reprio = None

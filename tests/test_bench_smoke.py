@@ -151,17 +151,22 @@ def test_other_benchmarks_results_are_collected(tmp_path):
 
     script = tmp_path / "bench_page.py"
     script.write_text(
-        "import json, os, pathlib\n"
-        "out = pathlib.Path(os.environ['BENCH_RESULTS_DIR'])\n"
-        "(out / 'page.json').write_text(json.dumps({'kernel': {'rss_mb_after_40_labels': 142.5}}))\n"
-        "(out / 'page.png').write_bytes(b'png')\n"
+        "import argparse, json, os, pathlib, sys\n"
+        "ap = argparse.ArgumentParser(); ap.add_argument('--quick', action='store_true'); ap.add_argument('--out')\n"
+        "a = ap.parse_args()\n"
+        "out = pathlib.Path(a.out)\n"
+        "out.write_text(json.dumps({'quick': a.quick, 'env': os.environ['BENCH_RESULTS_DIR'],\n"
+        "    'kernel_uss_mb': {'after_clicks': 70.0}, 'kernel_rss_mb': {'after_load': 97.0, 'after_clicks': 142.4}}))\n"
+        "(out.parent / 'page.png').write_bytes(b'png')\n"
     )
     res = run.run_external("page", script, quick=True, out_dir=tmp_path, timeout=60)
-    assert res["exit"] == 0
+    assert res["exit"] == 0 and res["args"][0] == "--quick"
+    data = json.loads((tmp_path / "page.json").read_text())
+    assert data["quick"] is True and data["env"] == str(tmp_path)
     (tmp_path / "page-run.json").write_text(json.dumps(res))
     md = update_markdown(tmp_path / "B.md", tmp_path)
     text = md.read_text()
-    assert "143 MB" in text or "142 MB" in text  # the kernel target line found the figure
+    assert "142 MB (`kernel_rss_mb/after_clicks` in page.json)" in text  # the kernel target line
     assert "![page](page.png)" in text
     missing = run.run_external("al", tmp_path / "bench_al.py", quick=True, out_dir=tmp_path, timeout=60)
     assert "not present" in missing["skipped"]
