@@ -58,8 +58,8 @@ PROFILES = {
         stall_n=80_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.5, n_train=300,
     ),
     "quick": dict(
-        reprio_sizes=[10_000], reprio_backends=["sqlite", "postgresql"], big=50_000,
-        handout_pool=20_000, handout_workers=[1, 4, 16], handout_ops=320,
+        reprio_sizes=[10_000], reprio_backends=["sqlite", "postgresql"], big=30_000,
+        handout_pool=20_000, handout_workers=[1, 4, 16], handout_ops=240,
         paced_workers=16, paced_think_ms=500.0, paced_ops=0,
         handout_sqlite=False, handout_sqlite_baseline=False,
         stall_n=10_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.0, n_train=300,
@@ -488,9 +488,9 @@ def run_external(name: str, script: Path, quick: bool, out_dir: Path, timeout: f
     except subprocess.TimeoutExpired:
         code = "timeout"
     seconds = time.monotonic() - t
-    produced = sorted(_rel(f) for d in {out_dir, HERE / "results"} if d.exists()
+    produced = sorted({_rel(f) for d in {out_dir, HERE / "results"} if d.exists()
                       for f in d.rglob("*") if f.suffix in (".json", ".png") and f.stat().st_mtime >= started
-                      and f.name != f"{name}-run.json")
+                      and f.name != f"{name}-run.json"})
     say(f"{name}: exit {code} in {seconds:.0f} s; wrote {', '.join(produced) or 'nothing'}")
     return {"script": _rel(script), "args": args, "exit": code, "seconds": seconds, "files": produced}
 
