@@ -8,7 +8,6 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-TENSORFLOW := tensorflow-cpu==2.21.0
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
@@ -26,7 +25,7 @@ install-dev: $(DEV_STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots]" "$(TENSORFLOW)"
+	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots]"
 	touch $@
 
 $(DEV_STAMP): $(STAMP)

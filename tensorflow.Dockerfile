@@ -20,10 +20,10 @@ WORKDIR /app
 #    the build instead of silently replacing it.
 COPY pyproject.toml ./
 COPY scripts/docker_requirements.py scripts/
-RUN python3 scripts/docker_requirements.py requirements pyproject.toml keras > /tmp/requirements.txt \
+RUN python3 scripts/docker_requirements.py requirements pyproject.toml > /tmp/requirements.txt \
     && python3 scripts/docker_requirements.py constraints > /tmp/base-constraints.txt \
     && pip install -r /tmp/requirements.txt -c /tmp/base-constraints.txt \
-    && python3 -c "import scikeras, sklearn, pandas, sqlalchemy, psycopg2"
+    && python3 -c "import tensorflow, sklearn, pandas, sqlalchemy, psycopg2"
 
 # 2. The project itself, with no dependency resolution at all.
 COPY README.md orchestrator.py ./

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # The labelling page (article Step 4): Voila serving voila-interface.ipynb.
-# Slim Python, no TensorFlow: each labeller's kernel stays around 200 MB.
+# Slim Python, no TensorFlow: each labeller's kernel stays around 100 MB.
+# The admin dashboard (docker-compose service `dashboard`) runs from this image too.
 FROM python:3.11-slim-bookworm
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -15,12 +16,12 @@ WORKDIR /app
 # 1. Dependencies (the `ui` extra): rebuilt only when pyproject.toml changes.
 COPY pyproject.toml ./
 COPY scripts/docker_requirements.py scripts/
-RUN python3 scripts/docker_requirements.py requirements pyproject.toml ui > /tmp/requirements.txt \
+RUN python3 scripts/docker_requirements.py requirements pyproject.toml ui plots > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
-    && python3 -c "import voila, superintendent, ipyannotations, ipykernel, psycopg2"
+    && python3 -c "import voila, superintendent, ipyannotations, ipykernel, psycopg2, matplotlib"
 
 # 2. The project itself, with no dependency resolution at all.
-COPY README.md voila-interface.ipynb ./
+COPY README.md voila-interface.ipynb admin-dashboard.ipynb ./
 COPY src/ src/
 RUN pip install --no-deps . && rm -rf build
 

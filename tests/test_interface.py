@@ -37,6 +37,8 @@ DEAD_PG = "postgresql+psycopg2://nobody:x@127.0.0.1:9/none?connect_timeout=2"
 
 def make_page(url, worker="ann", **overrides):
     overrides.setdefault("shuffle_prop", 0.0)
+    overrides.setdefault("audit_share", 0.0)
+    overrides.setdefault("review_share", 0.0)
     settings = load_settings(database_url=url, **overrides)
     query = f"worker={worker}" if worker else ""
     return LabellingPage(settings, query, min_seconds_on_post=0)
@@ -290,14 +292,17 @@ def test_reason_texts():
     item = {"id": 1, "title": "t", "selftext": "", "predicted_label": "A<", "confidence": 0.55,
             "second_label": "B", "second_confidence": 0.25}
     assert reason_text({**item, "reason": "priority"}) == "the model is torn between A&lt; (55%) and B (25%)"
-    assert reason_text({**item, "reason": "random"}) == "random exploration (audit sample)"
+    assert reason_text({**item, "reason": "random"}).startswith("random exploration")
+    assert "second opinion" in reason_text({"reason": "audit"})
+    assert "second look" in reason_text({"reason": "review"})
     assert reason_text({"reason": "unscored"}) == "not scored yet"
     assert "skipped it earlier" in reason_text({"reason": "skipped"})
     assert "reloaded" in reason_text({"reason": "held"})
-    # the audit sample must not lean on the model: no guess shown there
-    audit = render_post_html({**item, "reason": "random"})
-    assert "hidden on audit posts" in audit and "55%" not in audit
-    assert "(no text)" in audit
+    # the random sample, audits and reviews must not lean on the model: no guess shown there
+    for reason in ("random", "audit", "review"):
+        blind = render_post_html({**item, "reason": reason})
+        assert "hidden on this post" in blind and "55%" not in blind
+        assert "(no text)" in blind
     assert "A&lt; (55% sure)" in render_post_html({**item, "reason": "priority"})
 
 

@@ -26,7 +26,9 @@ def _labeller(url: str, worker: str, overlap: int, out, counter) -> None:
     from smartlabel.queue import LabelQueue
     from smartlabel.settings import load_settings
 
-    q = LabelQueue(url, worker, settings=load_settings(database_url=url, overlap=overlap, shuffle_prop=0.3),
+    # audit/review hand-outs off: they add labels beyond OVERLAP on purpose (tests/test_quality_queue.py)
+    q = LabelQueue(url, worker, settings=load_settings(database_url=url, overlap=overlap, shuffle_prop=0.3,
+                                                       audit_share=0.0, review_share=0.0),
                    rng=random.Random(worker))
     done = []
     try:

@@ -58,6 +58,8 @@ def queue_settings(url, **overrides):
 
     overrides.setdefault("labels", LABELS)
     overrides.setdefault("shuffle_prop", 0.0)
+    overrides.setdefault("audit_share", 0.0)
+    overrides.setdefault("review_share", 0.0)
     return load_settings(database_url=url, **overrides)
 
 

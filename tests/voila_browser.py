@@ -82,7 +82,7 @@ def start_server(database_url: str, log_dir: Path, *, token: str = "", env: dict
     """`python -m smartlabel serve` on a free port; returns once the port answers."""
     port = free_port()
     log = log_dir / f"voila-{port}.log"
-    environ = {**os.environ, "DATABASE_URL": database_url, "SHUFFLE_PROP": "0",
+    environ = {**os.environ, "DATABASE_URL": database_url, "SHUFFLE_PROP": "0", "AUDIT_SHARE": "0", "REVIEW_SHARE": "0",
                "PYTHONPATH": str(ROOT / "src"), **(env or {})}
     environ.pop("VOILA_TOKEN", None)
     args = [sys.executable, "-m", "smartlabel", "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -76,6 +76,13 @@ items = Table(
         postgresql_where=text("NOT done"),
         sqlite_where=text("NOT done"),
     ),
+    # audit hand-outs (issue 9): done posts labelled by exactly one labeller, in random order
+    Index(
+        "ix_items_audit_rand",
+        "rand_key",
+        postgresql_where=text("done AND label_count = 1"),
+        sqlite_where=text("done AND label_count = 1"),
+    ),
 )
 
 labels = Table(
@@ -163,6 +170,9 @@ predictions = Table(
     Column("second_confidence", Float, nullable=True),
     # higher is handed out first
     Column("priority", Float, nullable=False),
+    # diversity (issue 9): among the top uncertain candidates, the id of the post this one
+    # near-duplicates (its own id when it leads its group); NULL outside the candidates
+    Column("cluster", Integer, nullable=True),
     Index("ix_predictions_run_id_priority", "run_id", "priority"),
 )
 
@@ -174,7 +184,58 @@ queue_state = Table(
     Column("updated_at", DateTime, nullable=True),
 )
 
-TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state]
+# --- label quality (issue 9; smartlabel.quality writes these after each model run) ---
+
+# One row per model run the quality pass ran for: the review queue follows the newest.
+quality_runs = Table(
+    "quality_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("computed_at", DateTime, nullable=False, default=utcnow),
+    Column("n_labels", Integer, nullable=False),  # labels the agreement was computed from
+    Column("n_items_multi", Integer, nullable=False),  # posts with two or more labels
+    Column("alpha", Float, nullable=True),  # Krippendorff's alpha (nominal), all labellers
+    Column("n_checked", Integer, nullable=False),  # posts checked for suspect labels
+    Column("n_suspects", Integer, nullable=False),  # model confidently contradicts the label
+    Column("n_ties", Integer, nullable=False),  # labellers disagree with no majority
+    Column("thresholds", JSON, nullable=True),  # per-class confidence thresholds used
+)
+
+# Agreement between labellers: scope 'overall' | 'label' | 'pair' | 'worker'.
+agreement = Table(
+    "agreement",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=True),
+    Column("computed_at", DateTime, nullable=False, default=utcnow),
+    Column("scope", String(10), nullable=False),
+    Column("label", String(200), nullable=True),
+    Column("worker_a", String(200), nullable=True),
+    Column("worker_b", String(200), nullable=True),
+    Column("metric", String(40), nullable=False),
+    Column("value", Float, nullable=True),  # NULL when undefined (e.g. kappa with one label used)
+    Column("n_items", Integer, nullable=False),
+    Index("ix_agreement_run_id_scope", "run_id", "scope"),
+)
+
+# Posts to review: kind 'model' (the model confidently contradicts the agreed label)
+# or 'tie' (labellers disagree with no majority); higher score is reviewed first.
+suspect_labels = Table(
+    "suspect_labels",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(10), nullable=False),
+    Column("given_label", String(200), nullable=True),
+    Column("suggested_label", String(200), nullable=True),
+    Column("given_confidence", Float, nullable=True),
+    Column("suggested_confidence", Float, nullable=True),
+    Column("score", Float, nullable=False),
+    Index("ix_suspect_labels_run_id_score", "run_id", "score"),
+)
+
+TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state,
+          quality_runs, agreement, suspect_labels]
 
 
 def default_sqlite_path(url: str) -> str | None:

@@ -40,3 +40,7 @@ class NothingToUndoError(QueueError, IndexError):
 
 class ImportFileError(SmartlabelError):
     """A file to import is malformed; the message names file, line and column."""
+
+
+class QualityInputError(SmartlabelError, ValueError):
+    """Inputs to the label-quality pass do not fit together (shapes, unknown labels)."""

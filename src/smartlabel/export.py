@@ -39,7 +39,8 @@ log = logging.getLogger("smartlabel.export")
 
 EXPORT_BATCH = 2000
 EXPORT_COLUMNS = ["id", "external_id", "title", "selftext", "clean_selftext", "human_labels", "n_labels",
-                  "agreed_label", "final_label", "label_source", "confidence", "model_run", "extra"]
+                  "agreed_label", "agreement", "suspect", "final_label", "label_source", "confidence",
+                  "model_run", "extra"]
 
 
 class NoModelError(SmartlabelError):
@@ -182,6 +183,8 @@ class ExportResult:
 
 
 def _export_rows(engine: Engine, run_id: int | None) -> Iterator[dict]:
+    from smartlabel.quality import item_quality
+
     sql = text("""
         SELECT i.id, i.external_id, i.title, i.selftext, i.clean_selftext, i.extra,
                a.agreed_label, a.votes, p.predicted_label, p.confidence
@@ -201,8 +204,10 @@ def _export_rows(engine: Engine, run_id: int | None) -> Iterator[dict]:
                 {"lo": rows[0].id, "hi": rows[-1].id},
             ):
                 votes.setdefault(item_id, []).append({"worker_id": worker, "label": label})
+        quality = item_quality(engine, [r.id for r in rows])
         for r in rows:
             human = votes.get(r.id, [])
+            q = quality.get(r.id, {})
             extra = r.extra
             if isinstance(extra, str):  # JSON read through raw SQL on some drivers
                 try:
@@ -217,7 +222,8 @@ def _export_rows(engine: Engine, run_id: int | None) -> Iterator[dict]:
                 final, source, conf, run = None, "none", None, None
             yield {"id": r.id, "external_id": r.external_id, "title": r.title, "selftext": r.selftext,
                    "clean_selftext": r.clean_selftext, "human_labels": human, "n_labels": len(human),
-                   "agreed_label": r.agreed_label, "final_label": final, "label_source": source,
+                   "agreed_label": r.agreed_label, "agreement": q.get("agreement"),
+                   "suspect": bool(q.get("suspect", False)), "final_label": final, "label_source": source,
                    "confidence": conf, "model_run": run, "extra": extra}
         after = rows[-1].id
 

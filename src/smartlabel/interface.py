@@ -169,6 +169,11 @@ def _pct(value: float | None) -> str:
     return "?" if value is None else f"{100 * float(value):.0f}%"
 
 
+# Posts whose label must not lean on the model: the random sample measures the model, an
+# audit is an independent second opinion, a review questions a label the model disputes.
+BLIND_REASONS = ("random", "audit", "review")
+
+
 def reason_text(item: dict) -> str:
     """Why the queue handed out this post, in words (HTML-escaped)."""
     reason = item.get("reason")
@@ -181,7 +186,9 @@ def reason_text(item: dict) -> str:
             return f"the model is unsure about it ({_e(first)}, {_pct(p1)})"
         return "the model ranks it as useful to label next"
     return {
-        "random": "random exploration (audit sample)",
+        "random": "random exploration (the unbiased sample that measures the model)",
+        "audit": "a second opinion: someone else labelled this post (agreement check)",
+        "review": "a second look: the model or another labeller disagrees with its label",
         "unscored": "not scored yet",
         "skipped": "you skipped it earlier; it is back because nothing else is left",
         "undo": "back after undo",
@@ -192,13 +199,13 @@ def reason_text(item: dict) -> str:
 def render_post_html(item: dict) -> str:
     """The post as escaped HTML: why it was chosen, the model's guess, title, raw body.
 
-    The model's guess is not shown on audit-sample posts (reason 'random'): their labels
-    are the unbiased estimate of the model's accuracy, so they must not lean on its guess.
+    The model's guess is not shown on posts in BLIND_REASONS: their labels must not lean
+    on it (the random sample is the unbiased estimate of the model's accuracy).
     """
     why = f"<b>Why this post:</b> {reason_text(item)}"
     if item.get("predicted_label") is not None:
-        if item.get("reason") == "random":
-            why += " · <b>Model's guess:</b> <span class='sl-muted'>hidden on audit posts</span>"
+        if item.get("reason") in BLIND_REASONS:
+            why += " · <b>Model's guess:</b> <span class='sl-muted'>hidden on this post</span>"
         else:
             why += (f" · <b>Model's guess:</b> {_e(item['predicted_label'])} "
                     f"({_pct(item.get('confidence'))} sure)")

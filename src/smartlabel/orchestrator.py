@@ -217,6 +217,9 @@ def evaluate(head, X, y, audit_mask, random_state: int = 0) -> dict:
     oof = np.empty(len(y), dtype=object)
     for est, test_idx in zip(res["estimator"], res["indices"]["test"]):
         oof[test_idx] = est.predict(X[test_idx])
+    from smartlabel.quality import fold_proba  # out-of-fold probabilities for the suspect-label pass
+
+    out["oof_proba"], out["oof_classes"] = fold_proba(res["estimator"], res["indices"]["test"], X, classes), classes
     out["cv_accuracy"] = float(np.mean(res["test_score"]))
     out["cv_macro_f1"] = float(f1_score(y, oof, labels=classes, average="macro", zero_division=0))
     report = classification_report(y, oof, labels=classes, output_dict=True, zero_division=0)
@@ -503,11 +506,16 @@ class Orchestrator:
         priorities, label1, conf1 = cat(pri, float), cat(l1, object), cat(p1, float)
         label2, conf2 = cat(l2, object), cat(p2, float)
         self._check_stop()
+        from smartlabel.diversity import diversify
         from smartlabel.queue import prune_predictions, set_current_run, write_predictions
 
-        write_predictions(self.engine, run_id, open_ids.tolist(), priorities.tolist(),
+        # near-duplicates among the top candidates are spread apart, so concurrent labellers
+        # do not all get copies of the same uncertain post
+        priorities, clusters = diversify(open_ids.tolist(), priorities, lambda some: fetch_texts(self.engine, some),
+                                         top_k=int(s.diversity_top_k))
+        write_predictions(self.engine, run_id, open_ids.tolist(), np.asarray(priorities, dtype=float).tolist(),
                           predicted_labels=label1.tolist(), confidences=conf1.tolist(),
-                          second_labels=label2.tolist(), second_confidences=conf2.tolist())
+                          second_labels=label2.tolist(), second_confidences=conf2.tolist(), clusters=clusters)
         seconds_score = time.monotonic() - t1
         self._check_stop()
         # the model file: text in, probabilities out
@@ -531,6 +539,13 @@ class Orchestrator:
         )
         # switched on only once the run's row is complete, so the page never shows a half-told run
         set_current_run(self.engine, run_id)
+        try:  # agreement and suspect labels: a failure here never fails the run
+            from smartlabel.quality import update_quality
+
+            report = update_quality(self.engine, run_id, scores.get("oof_proba"), scores.get("oof_classes"), ids, y)
+            log.info("run %d quality: %s", run_id, report.summary())
+        except Exception as exc:
+            log.warning("run %d: quality pass failed: %s", run_id, self._describe(exc))
         pruned = prune_predictions(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
         gone = prune_model_files(self.models_dir, int(s.keep_models))
         audit = (f"audit {format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"

@@ -56,6 +56,14 @@ _OPEN = """
 _FREE = _OPEN.format(mine="")
 _NOT_OTHERS = _OPEN.format(mine="AND le.worker_id <> :worker")
 _NOT_SKIPPED = "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.worker_id = :worker)"
+# audit and review hand out posts whatever their `done` flag (issue 9): held by no one,
+# not labelled or skipped by this worker
+_AVAILABLE = """
+    NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id AND le.expires_at > :now)
+    AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)
+    AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.worker_id = :worker)
+"""
+_CURRENT_RUN = "(SELECT current_run_id FROM queue_state WHERE id = 1)"
 
 _CANDIDATES = {
     # items this worker holds a live lease on (a reloaded tab gets its post back)
@@ -86,9 +94,30 @@ _CANDIDATES = {
         SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM skips s JOIN items i ON i.id = s.item_id
         WHERE s.worker_id = :worker AND {_FREE}
         ORDER BY s.skipped_at LIMIT 1""",
-    # one given item (undo gives it back)
+    # audit (AUDIT_SHARE of pops): a random post one other labeller has labelled, so
+    # agreement is measured even at OVERLAP=1 (partial index ix_items_audit_rand)
+    "audit": f"""
+        SELECT i.id, {_CURRENT_RUN} AS run_id FROM items i
+        WHERE i.done AND i.label_count = 1 AND {_AVAILABLE}
+        ORDER BY i.rand_key LIMIT 1""",
+    # review (REVIEW_SHARE of pops): the newest quality pass's suspect posts, most suspect
+    # first; each at most once per pass (a review label since the pass ends it), and no
+    # post more than twice in all (a disputed label, then one tie-breaker)
+    "review": f"""
+        SELECT i.id, {_CURRENT_RUN} AS run_id
+        FROM suspect_labels sl JOIN quality_runs qr ON qr.run_id = sl.run_id JOIN items i ON i.id = sl.item_id
+        WHERE sl.run_id = (SELECT MAX(run_id) FROM quality_runs) AND {_AVAILABLE}
+          AND NOT EXISTS (SELECT 1 FROM labels r WHERE r.item_id = i.id AND r.handout_reason = 'review'
+                          AND r.created_at >= qr.computed_at)
+          AND (SELECT COUNT(*) FROM labels r WHERE r.item_id = i.id AND r.handout_reason = 'review') < 2
+        ORDER BY sl.score DESC, i.rand_key LIMIT 1""",
+    # one given item (undo gives it back), done or not: an undone audit or review label
+    # leaves its post done, and the labeller still gets it back
     "given": f"""
-        SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM items i WHERE i.id = :item_id AND {_NOT_OTHERS}""",
+        SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM items i WHERE i.id = :item_id
+          AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
+                          AND le.expires_at > :now AND le.worker_id <> :worker)
+          AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)""",
 }
 
 _CLAIM_VALUES = """
@@ -160,6 +189,10 @@ _SINK_DONE = """
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
 _ORDER = ("held", "priority", "unscored", "skipped")
 _EXPLORE_ORDER = ("held", "random", "priority", "unscored", "skipped")
+# AUDIT_SHARE / REVIEW_SHARE of pops try these first (issue 9); nothing to audit or review
+# falls through to the usual order
+_AUDIT_ORDER = ("held", "audit", "priority", "unscored", "skipped")
+_REVIEW_ORDER = ("held", "review", "priority", "unscored", "skipped")
 
 
 class LabelQueue:
@@ -179,6 +212,8 @@ class LabelQueue:
         self.overlap = int(settings.overlap)
         self.lease_seconds = float(settings.lease_seconds)
         self.shuffle_prop = float(settings.shuffle_prop)
+        self.audit_share = float(getattr(settings, "audit_share", 0.0))
+        self.review_share = float(getattr(settings, "review_share", 0.0))
         self._rng = rng or random.Random()
         self._pg = is_postgres(self.engine)
         # this session's hand-outs, newest last: [item_id, state] with state
@@ -207,7 +242,7 @@ class LabelQueue:
             item_id = self._return_first.pop()
             if self._claim(("given",), item_id=item_id, reason="undo"):
                 return self._handed(item_id, "undo")
-        order = _EXPLORE_ORDER if self._rng.random() < self.shuffle_prop else _ORDER
+        order = self._draw_order()
         if self._history:  # "held" resumes a reloaded tab; this session already has its posts
             order = order[1:]
         for attempt in range(5):  # a lost race is retried; it cannot be won twice
@@ -381,6 +416,20 @@ class LabelQueue:
                 return
         self._history.append([item_id, state])
 
+    def _draw_order(self) -> tuple[str, ...]:
+        """One draw: SHUFFLE_PROP explore, then AUDIT_SHARE audit, then REVIEW_SHARE review
+        (taken in that order: with SHUFFLE_PROP=1 every pop explores)."""
+        u = self._rng.random()
+        if u < self.shuffle_prop:
+            return _EXPLORE_ORDER
+        u -= self.shuffle_prop
+        if u < self.audit_share:
+            return _AUDIT_ORDER
+        u -= self.audit_share
+        if u < self.review_share:
+            return _REVIEW_ORDER
+        return _ORDER
+
     def _lock_item(self, conn: Connection, item_id: int) -> None:
         sql = _LOCK_ITEM["postgresql" if self._pg else "sqlite"]
         if conn.execute(text(sql), {"item_id": item_id}).first() is None:
@@ -457,14 +506,18 @@ def set_current_run(engine: Engine, run_id: int | None) -> None:
 
 
 _PRED_COLUMNS = ("run_id", "item_id", "predicted_label", "confidence", "second_label",
-                 "second_confidence", "priority")
+                 "second_confidence", "priority", "cluster")
 
 
 def write_predictions(engine: Engine, run_id: int, item_ids: Sequence[int], priorities: Sequence[float],
                       predicted_labels: Sequence[str] | None = None, confidences: Sequence[float] | None = None,
                       second_labels: Sequence[str] | None = None,
-                      second_confidences: Sequence[float] | None = None, chunk: int = 5000) -> int:
+                      second_confidences: Sequence[float] | None = None, chunk: int = 5000,
+                      clusters: Sequence[int | None] | None = None) -> int:
     """Write a run's predictions in bulk, before the run is made current.
+
+    `clusters` (optional, from `smartlabel.diversity.diversify`): the diversity group of
+    each post among the top candidates, None elsewhere.
 
     PostgreSQL: COPY in one transaction (labellers read only the current run,
     and take no lock this conflicts with). SQLite: short transactions of
@@ -479,8 +532,9 @@ def write_predictions(engine: Engine, run_id: int, item_ids: Sequence[int], prio
         list(confidences) if confidences is not None else none,
         list(second_labels) if second_labels is not None else none,
         list(second_confidences) if second_confidences is not None else none, list(priorities),
+        list(clusters) if clusters is not None else none,
     ]
-    rows = list(zip(*cols))
+    rows = [tuple(_plain(v) for v in r) for r in zip(*cols)]  # numpy scalars become Python ones
     if is_postgres(engine):
         raw = engine.raw_connection()
         try:
@@ -513,9 +567,13 @@ def write_predictions(engine: Engine, run_id: int, item_ids: Sequence[int], prio
     return n
 
 
+def _plain(v):
+    return v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+
+
 def _csv_value(v):
-    if isinstance(v, float):
-        return repr(v)
+    if isinstance(v, float):  # numpy's float64 too, whose repr is "np.float64(...)"
+        return repr(float(v))
     if hasattr(v, "item"):  # numpy scalar
         return _csv_value(v.item())
     return v

@@ -69,6 +69,27 @@ class Settings(BaseSettings):
         "", description="Access token labellers need for the labelling page (empty: no token)."
     )
 
+    # --- label quality and the admin dashboard (issue 9) ---
+    audit_share: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Share of hand-outs that give a labeller a post someone else already labelled once, "
+        "so agreement is measured even with `OVERLAP=1` (label reason `audit`).",
+    )
+    review_share: float = Field(
+        0.05, ge=0.0, le=1.0,
+        description="Share of hand-outs that give a labeller a suspect post (the model confidently contradicts "
+        "its label, or labellers tied) to relabel (label reason `review`).",
+    )
+    diversity_top_k: int = Field(
+        1000, ge=0,
+        description="The orchestrator spreads this many top-priority posts so that near-duplicates "
+        "(cosine > 0.9) are not handed out together; 0 switches it off.",
+    )
+    dashboard_port: int = Field(8867, description="Port of the admin dashboard page.")
+    dashboard_token: str = Field(
+        "", description="Access token for the admin dashboard (empty: the same as `VOILA_TOKEN`)."
+    )
+
     @field_validator("labels", mode="before")
     @classmethod
     def _parse_labels(cls, value):
