@@ -172,8 +172,13 @@ def _jsonable(v):
 # parent's window and the workers' timestamps are comparable.
 
 
+# hand-outs that give a labeller a post someone already labelled, on purpose (smartlabel's
+# AUDIT_SHARE and REVIEW_SHARE: second opinions); not double hand-outs
+SECOND_OPINION = ("audit", "review")
+
+
 def _labeller(factory, url, worker_id, ops, think_s, seed, barrier, stop, out) -> None:
-    rows: list[tuple[float, float, float, Any]] = []
+    rows: list[tuple[float, float, float, Any, Any]] = []
     errors: list[str] = []
     try:
         q = factory(url, worker_id)
@@ -192,7 +197,7 @@ def _labeller(factory, url, worker_id, ops, think_s, seed, barrier, stop, out) -
         i += 1
         t0 = time.monotonic()
         try:
-            item_id, _x = q.pop()
+            item_id, x = q.pop()
         except IndexError:
             break
         except Exception as exc:
@@ -206,7 +211,7 @@ def _labeller(factory, url, worker_id, ops, think_s, seed, barrier, stop, out) -
         except Exception as exc:
             errors.append(f"submit: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
             t2 = float("nan")
-        rows.append((t0, t1 - t0, t2 - t1, item_id))
+        rows.append((t0, t1 - t0, t2 - t1, item_id, x.get("reason") if isinstance(x, dict) else None))
         if think_s:
             time.sleep(rng.expovariate(1.0 / think_s))
     out.put((worker_id, rows, errors))
@@ -251,8 +256,8 @@ class Labellers:
             p.join(30)
         return self.summary()
 
-    def pops(self) -> list[tuple[str, float, float, float, Any]]:
-        """(worker, start, pop seconds, submit seconds, item) for every pop."""
+    def pops(self) -> list[tuple[str, float, float, float, Any, Any]]:
+        """(worker, start, pop seconds, submit seconds, item, reason or None) for every pop."""
         return [(w, *r) for w, (rows, _e) in self.results.items() for r in rows]
 
     def summary(self) -> dict:
@@ -260,10 +265,17 @@ class Labellers:
         pop_lat = [p[2] for p in pops]
         sub_lat = [p[3] for p in pops if not math.isnan(p[3])]
         both = [p[2] + p[3] for p in pops if not math.isnan(p[3])]
-        who: dict[Any, set] = {}
-        for w, _t, _a, _b, item in pops:
-            who.setdefault(item, set()).add(w)
-        doubles = sum(1 for ws in who.values() if len(ws) > 1)
+        # an item handed out as an open post to two workers (or more) is a double hand-out;
+        # second opinions (audit, review: after the first label is stored) are counted apart
+        who: dict[Any, list] = {}
+        second = 0
+        for w, _t, _a, _b, item, reason in pops:
+            if reason in SECOND_OPINION:
+                second += 1
+                continue
+            who.setdefault(item, []).append(w)
+        doubles = sum(1 for ws in who.values() if len(set(ws)) > 1)
+        wasted = sum(len(ws) - 1 for ws in who.values())
         errors = [e for _rows, errs in self.results.values() for e in errs]
         if pops:
             t_first = min(p[1] for p in pops)
@@ -276,7 +288,7 @@ class Labellers:
             "pops": len(pops), "submits": len(sub_lat), "distinct_items": len(who),
             # items handed to two (or more) workers at once: each one is a label lost or duplicated
             "double_handouts": doubles,
-            "wasted_pops": len(pops) - len(who),
+            "wasted_pops": wasted, "second_opinions": second,
             "seconds": span,
             "pairs_per_second": (len(sub_lat) / span) if span else None,
             "pop": latency_summary(pop_lat), "submit": latency_summary(sub_lat),

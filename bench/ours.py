@@ -341,8 +341,10 @@ def handout(url: str, workers: int, ops: int, think_ms: float) -> dict:
     engine = _engine(url)
     with engine.connect() as conn:  # the database's own account: posts labelled twice (overlap is 1)
         out["db_items_labelled_twice"] = conn.execute(text(
-            "SELECT COUNT(*) FROM (SELECT item_id FROM labels GROUP BY item_id HAVING COUNT(*) > 1) x")
-        ).scalar_one()
+            "SELECT COUNT(*) FROM (SELECT item_id FROM labels WHERE COALESCE(handout_reason, '') "
+            "NOT IN ('audit', 'review', 'import') GROUP BY item_id HAVING COUNT(*) > 1) x")).scalar_one()
+        out["db_second_opinions"] = conn.execute(text(
+            "SELECT COUNT(*) FROM labels WHERE handout_reason IN ('audit', 'review')")).scalar_one()
         out["db_labels_by_workers"] = conn.execute(
             text("SELECT COUNT(*) FROM labels WHERE worker_id <> 'seed'")).scalar_one()
     engine.dispose()

@@ -242,7 +242,8 @@ def block_handout(ho: dict | None) -> str:
             " / ".join(_f(r["pop"][k], "{:.1f}") for k in ("p50_ms", "p95_ms", "p99_ms")),
             " / ".join(_f(r["submit"][k], "{:.1f}") for k in ("p50_ms", "p95_ms", "p99_ms")),
             _f(r["pop_submit"]["p95_ms"], "{:.1f}"), _f(r["pairs_per_second"], "{:.0f}"),
-            f"**{r['double_handouts']}**" if r["double_handouts"] else "0",
+            (f"**{r['double_handouts']}**" if r["double_handouts"] else "0")
+            + (f" (+{r['second_opinions']} audit/review)" if r.get("second_opinions") else ""),
             r.get("labels_overwritten", r.get("db_items_labelled_twice", "–")),
             r["errors"],
         ])

@@ -94,12 +94,14 @@ def test_handout_counts_pops_labels_and_double_handouts(smoke):
         assert "error" not in r, r
         assert r["errors"] == 0, r["error_samples"]
         assert r["pops"] == r["submits"] == r["workers"] * (r["ops"] // r["workers"])
-        assert r["distinct_items"] + r["wasted_pops"] == r["pops"]
+        assert r["distinct_items"] + r["wasted_pops"] + r["second_opinions"] == r["pops"]
         assert r["pop"]["p50_ms"] <= r["pop"]["p95_ms"] <= r["pop"]["p99_ms"] <= r["pop"]["max_ms"]
         if r["side"] == "ours":
-            assert r["double_handouts"] == 0 and r["db_items_labelled_twice"] == 0
+            assert r["double_handouts"] == r["wasted_pops"] == r["db_items_labelled_twice"] == 0
             assert r["db_labels_by_workers"] == r["submits"]
+            assert r["db_second_opinions"] == r["second_opinions"]  # audit/review, as the queue said
         else:  # its submit overwrites: labels stored = distinct posts labelled
+            assert r["second_opinions"] == 0
             assert r["db_labels_by_workers"] == r["distinct_items"]
             assert r["labels_overwritten"] == r["wasted_pops"]
 
