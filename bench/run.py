@@ -580,7 +580,9 @@ def main(argv=None) -> int:
             dbs = Databases(work, args.postgres_url)
         info = machine(dbs, baseline_python)
         info.update(profile=profile, profile_sizes=prof)
-        _write(out / "machine.json", info)
+        if speed or not (out / "machine.json").exists():
+            # a run of al/page alone keeps the speed benchmarks' machine record
+            _write(out / "machine.json", info)
         say(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram_gb']} GB; Python {info['python']}, "
             f"PostgreSQL {info.get('postgresql', '-')}, SQLite {info['sqlite']}; load {info['load_average_at_start']}")
         if speed:
