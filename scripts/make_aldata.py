@@ -13,7 +13,7 @@ What the package holds (looked at by hand): `data/full/reuters-000.json` ...
 `reuters-021.json`, JSON arrays of the 21,578 stories of Reuters-21578 with keys
 `id`, `date`, `title`, `body`, `topics`, `places`, `organisations`; the same
 stories again in other layouts (`fullFileStream/`, `noIDs/`, `justTen/`); and a
-LICENSE that points to the collection's terms (see docs/importer.md).
+LICENSE that points to the collection's terms (see the README).
 
 What this script makes of them:
 - stories with a title, a body and at least one topic (10,377 of them), minus

@@ -7,7 +7,7 @@ readable only by its owner.
 
 It refuses to replace an existing .env, because the database keeps the
 password it was created with: a new POSTGRES_PASSWORD in .env would lock the
-containers out. --force replaces it anyway (see docs/deploy.md, "Changing the
+containers out. --force replaces it anyway (see the README, "Changing the
 password").
 
 Standard library only: it runs with the plain `python3` of a fresh server.
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing .env (the database keeps its old password: see docs/deploy.md)",
+        help="replace an existing .env (the database keeps its old password: see the README)",
     )
     args = parser.parse_args(argv)
 
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"error: {output} already exists; leaving it alone. It holds the database password your "
             "data was created with. To replace it anyway: python3 scripts/make_env.py --force "
-            "(then read 'Changing the password' in docs/deploy.md).",
+            "(then read 'Changing the password' in the README).",
             file=sys.stderr,
         )
         return 1

@@ -7,6 +7,7 @@ Each test gets a fresh, migrated database: on PostgreSQL a copy of a template.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -23,23 +24,37 @@ if str(SRC) not in sys.path:
 TEMPLATE = "smartlabel_template"
 
 
-def _pg_admin_url(tmp_root: Path) -> str:
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for the session: TEST_DATABASE_URL, or pgserver (PyPI) in a temp dir.
+
+    pgserver runs PostgreSQL as its own system user, so its data lives in a folder of its
+    own (not under pytest's private temp dir), and it is stopped and deleted here, before
+    pytest prints its summary.
+    """
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
-        return url
+        yield url
+        return
+    import tempfile
+
     import pgserver
 
-    srv = pgserver.get_server(str(tmp_root / "pg"), cleanup_mode="stop")
+    folder = Path(tempfile.mkdtemp(prefix="smartlabel-pg-"))
+    folder.chmod(0o755)
+    srv = pgserver.get_server(str(folder / "pg"), cleanup_mode="delete")
     uri = srv.get_uri()  # postgresql://postgres:@/postgres?host=/path
-    return uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+    yield uri.replace("postgresql://", "postgresql+psycopg2://", 1)
+    srv.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory):
+def pg_admin_url(pg_server):
     """URL of a PostgreSQL database we may create databases from, with a migrated template."""
     from smartlabel.migrate import upgrade
 
-    admin = _pg_admin_url(tmp_path_factory.mktemp("pgserver"))
+    admin = pg_server
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
@@ -51,11 +66,12 @@ def pg_admin_url(tmp_path_factory):
     engine.dispose()
 
 
-def new_pg_database(admin_url: str) -> str:
+def new_pg_database(admin_url: str, template: str | None = TEMPLATE) -> str:
+    """A new database on the server: a copy of the migrated template, or empty (template=None)."""
     name = "t_" + uuid.uuid4().hex[:12]
     engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}"))
+        conn.execute(text(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else "")))
     engine.dispose()
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 

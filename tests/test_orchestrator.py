@@ -178,7 +178,6 @@ def test_rare_classes_do_not_crash_cross_validation(corpus, engine_for, tmp_path
     skew = {i: ("Advocacy" if t != "Others" else "Others") for i, t in truth.items()}
     ids = sorted(truth)
     others = [i for i in ids if truth[i] == "Others"]
-    st = queue_settings(url)
     with engine.begin() as conn:  # as the importer stores a file's labels
         for i in [i for i in ids if truth[i] == "Advocacy"][:8] + others[:1]:
             conn.execute(text("INSERT INTO labels (item_id, label, worker_id, created_at, handout_reason) "

@@ -42,6 +42,17 @@ def _settings():
     return load_settings()
 
 
+def _migrated_engine(database_url: Optional[str]):
+    """An engine on a reachable database whose schema is current (one clear error otherwise)."""
+    from smartlabel.db import check_connection, make_engine
+    from smartlabel.migrate import upgrade
+
+    engine = make_engine(database_url or _settings().database_url)
+    check_connection(engine)
+    upgrade(engine)
+    return engine
+
+
 # --- database --------------------------------------------------------------
 
 
@@ -51,12 +62,9 @@ def db_upgrade(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
 ):
     """Create or upgrade the schema (safe to run again)."""
-    from smartlabel.db import check_connection, make_engine
-    from smartlabel.migrate import head_revision, upgrade
+    from smartlabel.migrate import head_revision
 
-    engine = make_engine(database_url or _settings().database_url)
-    check_connection(engine)
-    upgrade(engine)
+    engine = _migrated_engine(database_url)
     typer.echo(f"schema at revision {head_revision()} ({engine.url.render_as_string(hide_password=True)})")
 
 
@@ -109,13 +117,9 @@ def agreement_cmd(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
 ):
     """Print how much labellers agree, computed from the labels now (overall, per label, per pair)."""
-    from smartlabel.db import check_connection, make_engine
-    from smartlabel.migrate import upgrade
     from smartlabel.quality import agreement_rows, _label_rows
 
-    engine = make_engine(database_url or _settings().database_url)
-    check_connection(engine)
-    upgrade(engine)
+    engine = _migrated_engine(database_url)
     with engine.connect() as conn:
         rows = agreement_rows(_label_rows(conn))
     if not rows or not rows[0]["n_items"]:
@@ -245,6 +249,71 @@ def status_cmd(
     engine = make_engine(database_url or settings.database_url)
     check_connection(engine)
     print_status(engine, settings.labels)
+
+
+# simulate (owner: simulate) --------------------------------------------------
+
+
+@app.command("simulate")
+@friendly
+def simulate_cmd(
+    file: Path = typer.Argument(..., help="CSV with the posts (title, selftext / clean_selftext, or text) and a truth column."),
+    truth_column: str = typer.Option(..., "--truth-column", help="Column holding the true label of each post (the oracle)."),
+    model: str = typer.Option("lr", "--model", help="Model to train: lr, svm or keras (as MODEL)."),
+    strategy: list[str] = typer.Option(
+        ["entropy"], "--strategy",
+        help="Acquisition to test against random sampling: entropy, margin, certainty "
+        "(repeat or comma-separate to compare several).",
+    ),
+    initial: int = typer.Option(20, "--initial", help="Random labels to start from (the same per seed for every strategy)."),
+    step: int = typer.Option(20, "--step", help="Labels added per step (one retraining per step)."),
+    budget: int = typer.Option(500, "--budget", help="Stop at this many labels."),
+    seeds: int = typer.Option(3, "--seeds", help="Number of runs with different initial samples (seeds 0..N-1)."),
+    baseline_budget: Optional[int] = typer.Option(
+        None, "--baseline-budget", help="Let random sampling go on to this many labels, so its labels to target are known (default: --budget)."
+    ),
+    baseline_step: Optional[int] = typer.Option(None, "--baseline-step", help="Step of random sampling past --budget (default: --step)."),
+    heldout: float = typer.Option(0.25, "--heldout", help="Share of the file held out for scoring, never queried."),
+    max_items: Optional[int] = typer.Option(None, "--max-items", help="Use a stratified random subset of this many posts (faster)."),
+    shuffle_prop: float = typer.Option(0.0, "--shuffle-prop", help="Share of each step picked at random, like SHUFFLE_PROP."),
+    class_weight: str = typer.Option("none", "--class-weight", help="none or balanced (as CLASS_WEIGHT)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the learning curve as CSV here."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the learning-curve plot (PNG) here."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the summary (targets, labels to target, ratios) as JSON here."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+):
+    """Simulate labelling FILE with its truth column as the labeller: how many labels does the strategy need to reach 90% / 95% of the full-data accuracy, against random sampling?
+
+    Runs the orchestrator's models and acquisition code. Full-data accuracy: the model trained on the whole pool (all but the --heldout share) with its true labels, scored on the held-out share.
+
+    Example: smartlabel simulate data/corpora/r8.csv --truth-column topic --plot r8.png
+    """
+    import json as _json
+
+    from smartlabel.models import MODELS
+    from smartlabel.simulate import SimulationError, format_table, load_corpus, plot_curve, simulate, write_curve_csv
+
+    if model not in MODELS:
+        raise SimulationError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+    if class_weight not in ("none", "balanced"):
+        raise SimulationError("--class-weight must be none or balanced")
+    strategies = [s for part in strategy for s in part.split(",")]
+    corpus = load_corpus(file, truth_column)
+    result = simulate(
+        corpus, model=model, strategies=strategies, initial=initial, step=step, budget=budget, seeds=seeds,
+        baseline_budget=baseline_budget, baseline_step=baseline_step, heldout=heldout, max_items=max_items,
+        shuffle_prop=shuffle_prop, class_weight=class_weight,
+        progress=progress, log=lambda msg: typer.echo(msg, err=True),
+    )
+    typer.echo(format_table(result))
+    if out:
+        typer.echo(f"curve: {write_curve_csv(result, out)}")
+    if plot:
+        typer.echo(f"plot: {plot_curve(result, plot)}")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(_json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        typer.echo(f"summary: {json_out}")
 
 
 # --- labelling page: serve (issue 6) ----------------------------------------

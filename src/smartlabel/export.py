@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.engine import Engine
 

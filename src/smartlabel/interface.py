@@ -31,7 +31,6 @@ import time
 import traceback
 import types
 import urllib.parse
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable
 

@@ -113,7 +113,7 @@ _CANDIDATES = {
         ORDER BY sl.score DESC, i.rand_key LIMIT 1""",
     # one given item (undo gives it back), done or not: an undone audit or review label
     # leaves its post done, and the labeller still gets it back
-    "given": f"""
+    "given": """
         SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM items i WHERE i.id = :item_id
           AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
                           AND le.expires_at > :now AND le.worker_id <> :worker)

@@ -1,0 +1,645 @@
+"""Simulated labelling: how many labels does active learning save on *your* kind of data?
+
+    smartlabel simulate corpus.csv --truth-column topic --model lr --strategy entropy
+
+A labelled file stands in for the labellers: its truth column is the oracle. The
+loop is the orchestrator's, with the production code, in memory:
+
+1. The corpus is split once (stratified, fixed seed) into a **pool** the
+   simulated labellers draw from and a **held-out** share (default 25 %) that is
+   never queried nor trained on. `--max-items` first subsamples the corpus
+   (stratified), to keep big corpora fast; the output says so.
+2. Features: the model's own TF-IDF vectoriser, fitted once on the pool's text
+   through `smartlabel.models.FeatureCache` (as the orchestrator does); the
+   held-out share is transformed with it.
+3. **Full-data accuracy** (the reference): the model's classifier trained on the
+   whole pool with its true labels, scored on the held-out share. The targets
+   are 90 % and 95 % of it.
+4. For each seed: a random initial sample of `--initial` pool items (redrawn
+   while it holds a single class), the same for every strategy of that seed.
+   Then, until `--budget` labels: train the model's classifier (a fresh clone)
+   on the labelled items; record its accuracy on the held-out share and on the
+   pool items not queried yet; score the unlabelled pool with
+   `smartlabel.acquisition.priorities(strategy, proba)` and "label" the `--step`
+   highest (a `--shuffle-prop` share of each batch is picked at random instead,
+   like the queue's exploration).
+5. Random sampling (`priorities("random", ...)`) runs beside every strategy with
+   the same seeds and initial samples: it is the baseline. It may go on past the
+   budget (`--baseline-budget`, in `--baseline-step` steps), so that the labels
+   *it* needs to reach a target, and so the ratio, are known even when it is
+   far more than the strategies need.
+
+Reported: for each strategy, the number of labels at which the **mean
+held-out accuracy** over seeds first reaches each target, and its ratio to
+random's. Held-out accuracy is what we compare with the full-data accuracy
+because both are measured on the same unseen items. The accuracy on the
+not-yet-queried pool items (the issue's "items it never queried", i.e. what
+`smartlabel autolabel` would label) is in the curve and the table too, but it
+is biased in favour of uncertainty sampling: those strategies take the hard
+items out of that set, so it gets easier as they go.
+
+Outputs: `SimulationResult` (curve as a DataFrame, targets, labels to target,
+ratios), a readable table (`format_table`), a CSV of the curve
+(`write_curve_csv`) and a learning-curve PNG (`plot_curve`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from smartlabel.errors import SmartlabelError
+
+__all__ = [
+    "SimulationError", "SimulationResult", "load_corpus", "simulate",
+    "format_table", "write_curve_csv", "plot_curve", "labels_to_reach",
+]
+
+BASELINE = "random"
+TARGETS = (0.90, 0.95)
+CURVE_COLUMNS = ["strategy", "seed", "labels", "heldout_accuracy", "unqueried_accuracy", "classes_seen"]
+
+
+class SimulationError(SmartlabelError, ValueError):
+    """A simulation cannot run with this file or these options; the message says why."""
+
+
+# --- the corpus -------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    texts: list[str]
+    truth: np.ndarray  # object array of class names
+    path: str = ""
+    dropped: int = 0  # rows without a truth value or without text
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.truth.tolist()))
+
+
+def load_corpus(path: str | Path, truth_column: str) -> Corpus:
+    """Texts (model input: `title + " " + clean_selftext`) and truth of a CSV file.
+
+    Columns are matched case-insensitively. The model input is built as the
+    importer and orchestrator do: `clean_selftext` when the file has it, else
+    `clean_text(selftext)`; a file with only a `text` column uses that. Rows
+    with an empty truth or no text are left out (counted in `dropped`).
+    """
+    import pandas as pd
+
+    from smartlabel.text import clean_text, model_input
+
+    path = Path(path)
+    if not path.exists():
+        raise SimulationError(f"{path}: no such file. Give a CSV with a text column and a truth column.")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", sep=None,
+                         engine="python") if path.suffix.lower() in (".tsv", ".txt") else \
+            pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise SimulationError(f"{path}: cannot read it as CSV ({str(exc).strip()[:200]}).") from None
+    cols = {c.strip().lower(): c for c in df.columns}
+    truth_key = truth_column.strip().lower()
+    if truth_key not in cols:
+        raise SimulationError(
+            f"{path}: no column {truth_column!r} to use as the truth; the file has "
+            f"{', '.join(repr(c) for c in df.columns)}. Pass one of them with --truth-column."
+        )
+    truth = df[cols[truth_key]].astype(str).str.strip()
+    title = df[cols["title"]] if "title" in cols else pd.Series([""] * len(df), index=df.index)
+    if "clean_selftext" in cols:
+        body = df[cols["clean_selftext"]]
+        if "selftext" in cols:  # computed where the file left it empty, as the importer does
+            empty = body.str.strip() == ""
+            if empty.any():
+                body = body.copy()
+                body[empty] = df.loc[empty, cols["selftext"]].map(clean_text)
+    elif "selftext" in cols:
+        body = df[cols["selftext"]].map(clean_text)
+    elif "text" in cols:
+        body = df[cols["text"]]
+    elif "title" in cols:
+        body = pd.Series([""] * len(df), index=df.index)
+    else:
+        raise SimulationError(
+            f"{path}: no text column: the file needs 'title' and 'selftext' (or 'clean_selftext', "
+            f"or 'text'); it has {', '.join(repr(c) for c in df.columns)}."
+        )
+    texts = [model_input(t, b).strip() for t, b in zip(title.tolist(), body.tolist())]
+    keep = np.array([bool(t) for t in texts]) & (truth != "").to_numpy()
+    corpus = Corpus(
+        texts=[t for t, k in zip(texts, keep) if k],
+        truth=truth.to_numpy(dtype=object)[keep],
+        path=str(path),
+        dropped=int((~keep).sum()),
+    )
+    if len(corpus.classes) < 2:
+        raise SimulationError(
+            f"{path}: the column {truth_column!r} has {len(corpus.classes)} distinct value(s) in rows with "
+            "text; a simulation needs at least two classes."
+        )
+    return corpus
+
+
+# --- results ----------------------------------------------------------------------------
+
+
+@dataclass
+class SimulationResult:
+    model: str
+    strategies: list[str]  # the strategies compared, the baseline last
+    seeds: list[int]
+    curve: "object"  # pandas DataFrame with CURVE_COLUMNS
+    full_accuracy: float
+    targets: dict[float, float]  # fraction -> accuracy to reach
+    labels_to_target: dict[str, dict[float, int | None]]  # on the mean held-out curve
+    labels_to_target_per_seed: dict[str, dict[float, list[int | None]]]
+    unqueried_labels_to_target: dict[str, dict[float, int | None]]
+    info: dict = field(default_factory=dict)
+
+    def ratio(self, strategy: str, fraction: float) -> tuple[float | None, str]:
+        """(ratio, text) of labels needed by `strategy` over random's, for one target.
+
+        When a curve never reaches the target the ratio is a bound ("< 0.40",
+        "> 2.50") computed with the budgets, or unknown ("n/a").
+        """
+        mine = self.labels_to_target[strategy][fraction]
+        base = self.labels_to_target[BASELINE][fraction]
+        budget = self.info["budget"]
+        if mine is not None and base is not None:
+            r = mine / base
+            return r, f"{r:.2f}"
+        if mine is not None and base is None:  # random needs more than its budget
+            r = mine / self.info.get("baseline_budget", budget)
+            return None, f"< {r:.2f}"
+        if mine is None and base is not None:
+            r = budget / base
+            return None, f"> {r:.2f}"
+        return None, "n/a"
+
+    def to_dict(self) -> dict:
+        """Everything but the curve rows, JSON-ready (the bench writes it)."""
+        out = {
+            "model": self.model,
+            "strategies": self.strategies,
+            "seeds": self.seeds,
+            "full_accuracy": round(self.full_accuracy, 4),
+            "targets": {f"{int(f * 100)}%": round(a, 4) for f, a in self.targets.items()},
+            "labels_to_target": {},
+            "info": self.info,
+        }
+        for s in self.strategies:
+            entry = {}
+            for f in self.targets:
+                key = f"{int(f * 100)}%"
+                r, text = self.ratio(s, f)
+                entry[key] = {
+                    "labels": self.labels_to_target[s][f],
+                    "labels_per_seed": self.labels_to_target_per_seed[s][f],
+                    "ratio_to_random": None if r is None else round(r, 3),
+                    "ratio_text": text,
+                    "labels_unqueried_metric": self.unqueried_labels_to_target[s][f],
+                }
+            final = self.final_accuracy(s)
+            entry["final"] = final
+            out["labels_to_target"][s] = entry
+        return out
+
+    def final_accuracy(self, strategy: str) -> dict:
+        """Mean and standard deviation over seeds at the budget (the strategies' last count)."""
+        df = self.curve[self.curve["strategy"] == strategy]
+        last = df[df["labels"] == min(int(df["labels"].max()), int(self.info["budget"]))]
+        return {
+            "labels": int(last["labels"].iloc[0]),
+            "heldout_mean": round(float(last["heldout_accuracy"].mean()), 4),
+            "heldout_std": round(float(last["heldout_accuracy"].std(ddof=0)), 4),
+            "unqueried_mean": round(float(last["unqueried_accuracy"].mean()), 4),
+            "unqueried_std": round(float(last["unqueried_accuracy"].std(ddof=0)), 4),
+        }
+
+
+def labels_to_reach(labels: Sequence[int], accuracy: Sequence[float], target: float) -> int | None:
+    """The first labels count whose accuracy is at least `target` (None if never)."""
+    for n, acc in zip(labels, accuracy):
+        if acc >= target - 1e-12:
+            return int(n)
+    return None
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+
+class _Learner:
+    """The production model behind a rows-in face, trained as the orchestrator trains it.
+
+    For our models (a TF-IDF vectoriser + classifier `Pipeline`) the vectoriser is
+    fitted once on the pool through `models.FeatureCache`, and each step trains a
+    fresh clone of `models.ActiveFeatures(<the pipeline's classifier>)` on the
+    cached rows of the labelled items: the classifier sees only the feature
+    columns its training rows use (for the L2 linear models, lr and svm, that is
+    the same model, far faster). Any other model reads raw text.
+    """
+
+    def __init__(self, kind: str, labels: Sequence[str], class_weight: str, pool_texts: list[str],
+                 heldout_texts: list[str]):
+        from smartlabel.models import FeatureCache, make_model, split_pipeline
+
+        self.kind, self.labels, self.class_weight = kind, list(labels), class_weight
+        template = make_model(kind, labels=self.labels, class_weight=class_weight, random_state=0)
+        parts = split_pipeline(template)
+        if parts is None:  # a model that reads text itself: no cache possible
+            self.cache = None
+            self.pool = np.asarray(pool_texts, dtype=object)
+            self.heldout = np.asarray(heldout_texts, dtype=object)
+            return
+        cache = FeatureCache.for_model(template, None)  # in memory only
+        ids = np.arange(len(pool_texts), dtype=np.int64)
+        cache.sync(ids, [str(i) for i in ids], lambda wanted: [pool_texts[i] for i in wanted])
+        self.cache = cache
+        self.pool = cache.rows(ids).tocsr()
+        self.heldout = cache.vectorizer.transform(heldout_texts).astype(np.float32).tocsr()
+        self.n_features = self.pool.shape[1]
+
+    def fit(self, rows: np.ndarray, y: np.ndarray, random_state: int):
+        """A fresh model (from the production factory) trained on these pool rows."""
+        from smartlabel.models import ActiveFeatures, make_model, split_pipeline
+
+        model = make_model(self.kind, labels=self.labels, class_weight=self.class_weight,
+                           random_state=random_state)
+        if self.cache is None:
+            return model.fit(list(self.pool[rows]), y)
+        return ActiveFeatures(split_pipeline(model)[1]).fit(self.pool[rows], y)
+
+    def _features(self, X):
+        return X if self.cache is not None else list(X)
+
+    def proba_pool(self, est, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(est.predict_proba(self._features(self.pool[rows])))
+
+    def proba_heldout(self, est) -> np.ndarray:
+        return np.asarray(est.predict_proba(self._features(self.heldout)))
+
+
+def _split(truth: np.ndarray, heldout: float, max_items: int | None, seed: int):
+    """(pool indices, held-out indices) of a stratified split, after an optional subsample."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(truth))
+    strat = truth if min(np.unique(truth, return_counts=True)[1]) >= 2 else None
+    if max_items and max_items < len(idx):
+        idx, _ = train_test_split(idx, train_size=max_items, random_state=seed, stratify=strat)
+        idx = np.sort(idx)
+        sub = truth[idx]
+        strat = sub if min(np.unique(sub, return_counts=True)[1]) >= 2 else None
+    pool, held = train_test_split(idx, test_size=heldout, random_state=seed, stratify=strat)
+    return np.sort(pool), np.sort(held)
+
+
+def _initial_sample(rng: np.random.Generator, truth_pool: np.ndarray, initial: int) -> np.ndarray:
+    for _ in range(1000):
+        pick = rng.choice(len(truth_pool), size=initial, replace=False)
+        if len(set(truth_pool[pick].tolist())) >= 2:
+            return pick
+    raise SimulationError(
+        f"1000 random initial samples of {initial} items all held a single class: "
+        "raise --initial (the data is very imbalanced)."
+    )
+
+
+def _label_schedule(initial: int, step: int, budget: int) -> list[int]:
+    counts = list(range(initial, budget + 1, step))
+    if counts[-1] != budget:
+        counts.append(budget)
+    return counts
+
+
+def _accuracy(classes: np.ndarray, proba: np.ndarray, truth: np.ndarray) -> float:
+    if len(truth) == 0:
+        return float("nan")
+    pred = classes[np.argmax(proba, axis=1)]
+    return float(np.mean(pred == truth))
+
+
+def simulate(
+    corpus: Corpus,
+    *,
+    model: str = "lr",
+    strategies: Sequence[str] = ("entropy",),
+    initial: int = 20,
+    step: int = 20,
+    budget: int = 500,
+    seeds: int | Sequence[int] = 3,
+    baseline_budget: int | None = None,
+    baseline_step: int | None = None,
+    heldout: float = 0.25,
+    max_items: int | None = None,
+    shuffle_prop: float = 0.0,
+    class_weight: str = "none",
+    split_seed: int = 0,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+    desc: str | None = None,
+) -> SimulationResult:
+    """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds.
+
+    BLAS runs single-threaded meanwhile: the linear models' L-BFGS steps are small
+    vector operations, which OpenBLAS's spinning worker threads slow down 10-40x
+    on a machine whose cores are busy (measured here); nothing else changes.
+    """
+    from threadpoolctl import threadpool_limits
+
+    import scipy.optimize  # noqa: F401  (load every BLAS copy first: limits apply to loaded ones)
+    import smartlabel.models  # noqa: F401
+
+    with threadpool_limits(1, user_api="blas"):
+        return _simulate(corpus, model=model, strategies=strategies, initial=initial, step=step,
+                         budget=budget, seeds=seeds, baseline_budget=baseline_budget,
+                         baseline_step=baseline_step, heldout=heldout, max_items=max_items,
+                         shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
+                         progress=progress, log=log, desc=desc)
+
+
+def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step, heldout, max_items, shuffle_prop,
+              class_weight, split_seed, progress, log, desc) -> SimulationResult:
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from smartlabel.acquisition import KINDS, priorities
+
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    strategies = [s.strip() for s in strategies if s and s.strip()]
+    for s in strategies:
+        if s not in KINDS:
+            raise SimulationError(f"unknown strategy {s!r}; use one of {', '.join(KINDS)}")
+    strategies = [s for s in dict.fromkeys(strategies) if s != BASELINE] + [BASELINE]
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise SimulationError("--seeds must be at least 1")
+    if initial < 2:
+        raise SimulationError("--initial must be at least 2 (the first model needs two classes)")
+    if step < 1:
+        raise SimulationError("--step must be at least 1")
+    if not 0.0 < heldout < 1.0:
+        raise SimulationError("--heldout must be a share between 0 and 1, e.g. 0.25")
+    if not 0.0 <= shuffle_prop <= 1.0:
+        raise SimulationError("--shuffle-prop must be between 0 and 1")
+    if max_items is not None and max_items < 20:
+        raise SimulationError("--max-items must be at least 20")
+
+    t0 = time.perf_counter()
+    pool_idx, held_idx = _split(corpus.truth, heldout, max_items, split_seed)
+    pool_texts = [corpus.texts[i] for i in pool_idx]
+    held_texts = [corpus.texts[i] for i in held_idx]
+    y_pool, y_held = corpus.truth[pool_idx], corpus.truth[held_idx]
+    if budget > len(pool_idx):
+        say(f"budget {budget} is more than the pool ({len(pool_idx)} items): using {len(pool_idx)}")
+        budget = len(pool_idx)
+    if initial > budget:
+        raise SimulationError(f"--initial ({initial}) is more than the budget ({budget})")
+    schedule = _label_schedule(initial, step, budget)
+    baseline_budget = min(max(baseline_budget or budget, budget), len(pool_idx))
+    baseline_step = int(baseline_step or step)
+    if baseline_step < 1:
+        raise SimulationError("--baseline-step must be at least 1")
+    base_schedule = schedule + (_label_schedule(budget, baseline_step, baseline_budget)[1:]
+                                if baseline_budget > budget else [])
+
+    labels = corpus.classes
+    learner = _Learner(model, labels, class_weight, pool_texts, held_texts)
+    t_feat = time.perf_counter() - t0
+    say(f"{len(corpus.texts)} items, {len(labels)} classes: pool {len(pool_idx)}, held out {len(held_idx)}"
+        + (f" (subsampled from {len(corpus.texts)} with --max-items)" if max_items and max_items < len(corpus.texts) else "")
+        + (f"; features {getattr(learner, 'n_features', 'from text')} in {t_feat:.1f} s" if learner.cache else ""))
+
+    # the reference: the classifier trained on the whole pool, scored on the held-out share
+    t1 = time.perf_counter()
+    full = learner.fit(np.arange(len(pool_idx)), y_pool, random_state=split_seed)
+    full_accuracy = _accuracy(np.asarray(full.classes_), learner.proba_heldout(full), y_held)
+    t_full = time.perf_counter() - t1
+    targets = {f: f * full_accuracy for f in TARGETS}
+    say(f"full-data accuracy {full_accuracy:.3f} ({model} trained on all {len(pool_idx)} pool items, "
+        f"scored on {len(held_idx)} held-out items; {t_full:.1f} s)")
+
+    rows = []
+    total = len(seed_list) * ((len(strategies) - 1) * len(schedule) + len(base_schedule))
+    bar = tqdm(total=total, desc=desc or f"simulate {model}", unit="fit", disable=not progress, file=sys.stderr,
+               dynamic_ncols=True)
+    try:
+        for seed in seed_list:
+            init = _initial_sample(np.random.default_rng([seed, 1]), y_pool, initial)
+            for strategy in strategies:
+                bar.set_postfix_str(f"{strategy} seed {seed}")
+                rng = np.random.default_rng([seed, 2])  # acquisition and exploration draws
+                labelled = np.zeros(len(pool_idx), dtype=bool)
+                labelled[init] = True
+                plan = base_schedule if strategy == BASELINE else schedule
+                for i, n in enumerate(plan):
+                    lab_rows = np.flatnonzero(labelled)
+                    assert len(lab_rows) == n
+                    est = learner.fit(lab_rows, y_pool[lab_rows], random_state=seed)
+                    classes = np.asarray(est.classes_)
+                    rest = np.flatnonzero(~labelled)
+                    proba_rest = learner.proba_pool(est, rest) if len(rest) else np.zeros((0, len(classes)))
+                    rows.append({
+                        "strategy": strategy, "seed": seed, "labels": n,
+                        "heldout_accuracy": _accuracy(classes, learner.proba_heldout(est), y_held),
+                        "unqueried_accuracy": _accuracy(classes, proba_rest, y_pool[rest]),
+                        "classes_seen": len(classes),
+                    })
+                    bar.update(1)
+                    if i + 1 == len(plan):
+                        break
+                    want = plan[i + 1] - n
+                    n_random = int(round(shuffle_prop * want)) if strategy != BASELINE else 0
+                    pri = priorities(strategy, proba_rest, rng)
+                    # best first; equal priorities (e.g. posts sharing no term with the labelled
+                    # ones get the same probabilities) in random order, not in file order
+                    order = np.lexsort((rng.random(len(rest)), -pri))
+                    chosen = list(rest[order[: want - n_random]])
+                    if n_random:
+                        others = rest[order[want - n_random:]]
+                        chosen += list(rng.choice(others, size=min(n_random, len(others)), replace=False))
+                    labelled[np.asarray(chosen, dtype=np.int64)] = True
+    finally:
+        bar.close()
+
+    curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    mean = curve.groupby(["strategy", "labels"], sort=True)[["heldout_accuracy", "unqueried_accuracy"]].mean()
+    l2t, l2t_seed, l2t_unq = {}, {}, {}
+    for s in strategies:
+        m = mean.loc[s]
+        l2t[s] = {f: labels_to_reach(m.index, m["heldout_accuracy"], a) for f, a in targets.items()}
+        l2t_unq[s] = {f: labels_to_reach(m.index, m["unqueried_accuracy"], a) for f, a in targets.items()}
+        l2t_seed[s] = {}
+        for f, a in targets.items():
+            per = []
+            for seed in seed_list:
+                c = curve[(curve.strategy == s) & (curve.seed == seed)]
+                per.append(labels_to_reach(c["labels"], c["heldout_accuracy"], a))
+            l2t_seed[s][f] = per
+    info = {
+        "file": corpus.path,
+        "items": len(corpus.texts) + corpus.dropped,
+        "items_used": int(len(pool_idx) + len(held_idx)),
+        "dropped_rows": corpus.dropped,
+        "max_items": max_items,
+        "pool": int(len(pool_idx)),
+        "heldout": int(len(held_idx)),
+        "classes": len(labels),
+        "initial": initial, "step": step, "budget": budget,
+        "baseline_budget": baseline_budget, "baseline_step": baseline_step,
+        "shuffle_prop": shuffle_prop, "class_weight": class_weight,
+        "features": getattr(learner, "n_features", None),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_full_model": round(t_full, 1),
+    }
+    return SimulationResult(
+        model=model, strategies=strategies, seeds=seed_list, curve=curve, full_accuracy=full_accuracy,
+        targets=targets, labels_to_target=l2t, labels_to_target_per_seed=l2t_seed,
+        unqueried_labels_to_target=l2t_unq, info=info,
+    )
+
+
+# --- outputs ------------------------------------------------------------------------------
+
+
+def _fmt_labels(n: int | None, budget: int) -> str:
+    return str(n) if n is not None else f"> {budget}"
+
+
+def _budget_of(result: "SimulationResult", strategy: str) -> int:
+    info = result.info
+    return info.get("baseline_budget", info["budget"]) if strategy == BASELINE else info["budget"]
+
+
+def format_table(result: SimulationResult) -> str:
+    """The summary a person reads on stdout (plain text, fixed width)."""
+    info = result.info
+    budget = info["budget"]
+    lines = []
+    sub = f", subsampled to {info['items_used']}" if info.get("max_items") and info["items_used"] < info["items"] - info["dropped_rows"] else ""
+    lines.append(
+        f"{info['file'] or 'corpus'}: {info['items'] - info['dropped_rows']} items{sub}, {info['classes']} classes; "
+        f"pool {info['pool']}, held out {info['heldout']}; model {result.model}; "
+        f"seeds {', '.join(map(str, result.seeds))}; start {info['initial']}, +{info['step']} per step, budget {budget}"
+        + (f" (random goes on to {info['baseline_budget']}, +{info['baseline_step']} per step)"
+           if info.get("baseline_budget", budget) > budget else "")
+    )
+    lines.append(
+        f"full-data accuracy {result.full_accuracy:.3f}: the model trained on all {info['pool']} pool items "
+        f"with their true labels, scored on the {info['heldout']} held-out items"
+    )
+    lines.append("targets: " + ", ".join(f"{int(f * 100)}% = {a:.3f}" for f, a in result.targets.items())
+                 + " held-out accuracy (mean over seeds)")
+    lines.append("")
+    head = ["strategy"]
+    for f in result.targets:
+        head += [f"labels to {int(f * 100)}%", "vs random"]
+    head += [f"held-out acc @{budget}", f"unqueried acc @{budget}"]
+    table = [head]
+    for s in result.strategies:
+        row = [s]
+        for f in result.targets:
+            row.append(_fmt_labels(result.labels_to_target[s][f], _budget_of(result, s)))
+            row.append("1 (baseline)" if s == BASELINE else result.ratio(s, f)[1])
+        fin = result.final_accuracy(s)
+        row.append(f"{fin['heldout_mean']:.3f} ± {fin['heldout_std']:.3f}")
+        row.append(f"{fin['unqueried_mean']:.3f} ± {fin['unqueried_std']:.3f}")
+        table.append(row)
+    widths = [max(len(r[i]) for r in table) for i in range(len(head))]
+    for k, r in enumerate(table):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(
+        "labels to N%: first labels count where the mean held-out accuracy over seeds reaches N% of the "
+        "full-data accuracy; vs random: that count over random sampling's (lower is better, "
+        "< / > are bounds when a curve stays under the target within the budget). "
+        "Unqueried acc: accuracy on the pool items not yet queried (favours uncertainty sampling)."
+    )
+    lines.append(f"took {info['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def write_curve_csv(result: SimulationResult, path: str | Path) -> Path:
+    """One row per (strategy, seed, labels count), written atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df = result.curve.copy()
+    df["heldout_accuracy"] = df["heldout_accuracy"].round(5)
+    df["unqueried_accuracy"] = df["unqueried_accuracy"].round(5)
+    df["model"] = result.model
+    df["full_accuracy"] = round(result.full_accuracy, 5)
+    df.to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(path)
+    return path
+
+
+COLOURS = {"entropy": "#1f77b4", "margin": "#ff7f0e", "certainty": "#2ca02c", "random": "#555555"}
+
+
+def plot_curve(result: SimulationResult, path: str | Path, *, title: str | None = None, dpi: int = 80) -> Path:
+    """Learning curves: held-out accuracy (left) and accuracy on the unqueried pool (right),
+    mean over seeds with a min-max band, the full-data accuracy and the 90/95 % targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df = result.curve
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    lo = min(float(df[["heldout_accuracy", "unqueried_accuracy"]].min().min()), result.targets[0.90]) - 0.03
+    for ax, metric, name in ((axes[0], "heldout_accuracy", "held-out accuracy"),
+                             (axes[1], "unqueried_accuracy", "accuracy on items not queried yet")):
+        for k, s in enumerate(result.strategies):
+            g = df[df.strategy == s].groupby("labels")[metric]
+            m, mn, mx = g.mean(), g.min(), g.max()
+            colour = COLOURS.get(s)
+            style = "--" if s == BASELINE else "-"
+            ax.plot(m.index, m.values, style, color=colour, lw=2, label=s)
+            if len(result.seeds) > 1:
+                ax.fill_between(m.index, mn.values, mx.values, color=colour, alpha=0.15, lw=0)
+            if metric == "heldout_accuracy":
+                n95 = result.labels_to_target[s][0.95]
+                if n95 is not None:
+                    ax.plot([n95], [m.loc[n95]], "o", color=colour, ms=6)
+                    ax.annotate(str(n95), (n95, m.loc[n95]), textcoords="offset points", xytext=(4, -12 - 9 * k),
+                                color=colour, fontsize=8)
+        ax.axhline(result.full_accuracy, color="black", lw=1, label=f"full data {result.full_accuracy:.3f}")
+        for f, a in result.targets.items():
+            ax.axhline(a, color="black", lw=0.8, ls=":" if f < 0.95 else "-.",
+                       label=f"{int(f * 100)}% of full = {a:.3f}")
+        if result.info.get("baseline_budget", result.info["budget"]) > result.info["budget"]:
+            ax.axvline(result.info["budget"], color="grey", lw=0.8, alpha=0.6)
+            ax.annotate("budget", (result.info["budget"], max(0.0, lo) + 0.01),
+                        fontsize=7, color="grey", xytext=(3, 0), textcoords="offset points")
+        ax.set_xlabel("labels")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(max(0.0, lo), min(1.0, max(result.full_accuracy, float(df[metric].max())) + 0.02))
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="lower right", fontsize=8)
+    info = result.info
+    band = f"band: min-max over {len(result.seeds)} seeds" if len(result.seeds) > 1 else "1 seed"
+    fig.suptitle(
+        title or f"{Path(info['file']).name if info.get('file') else 'corpus'}: {result.model}, "
+        f"pool {info['pool']}, held out {info['heldout']} ({band}; dots: labels to 95%)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
