@@ -188,6 +188,15 @@ def block_targets(results: Path) -> str:
                      _verdict(None if w is None else w < TARGETS["stall_ms"])])
     else:
         rows.append(["Labeller stall", "–", _verdict(None)])
+    al = (_load(results, "al") or {}).get("target")
+    if isinstance(al, dict) and isinstance(al.get("per_model"), dict):
+        for model, t in sorted(al["per_model"].items()):
+            rows.append([f"Labels to 95% of full-data accuracy ≤ half of random's, R8, {model}",
+                         f"{t.get('strategy')} {t.get('labels')} labels vs random {t.get('random_labels')} "
+                         f"(ratio {t.get('ratio_text', t.get('ratio'))})", _verdict(t.get("met"))])
+    else:
+        rows.append(["Labels to 95% of full-data accuracy ≤ half of random's, R8", "al.json not found",
+                     _verdict(None)])
     kmb, kpath = _find_kernel_mb(_load(results, "page"))
     rows.append([f"Labeller kernel < {TARGETS['kernel_mb']:.0f} MB",
                  f"{kmb:.0f} MB (`{kpath}` in page.json)" if kmb else "bench/bench_page.py results not found",
@@ -289,10 +298,15 @@ def block_external(results: Path, name: str, md_dir: Path) -> str:
     run = _load(results, f"{name}-run") or {}
     data = _load(results, name)
     parts = []
-    if run.get("skipped"):
+    when = (data or {}).get("date") or (data or {}).get("when") if isinstance(data, dict) else None
+    if run.get("exit") is not None:
+        parts.append(f"_`{run.get('script')}` exit {run.get('exit')} in {_f(run.get('seconds'), '{:.0f}')} s "
+                     "in this run._")
+    elif isinstance(data, dict):  # not run by this `make bench`: the results file its script left
+        parts.append(f"_From `bench/results/{name}.json`, written by `bench/bench_{name}.py` on its own "
+                     f"({when or 'date not recorded'}), not by this run._")
+    elif run.get("skipped"):
         parts.append(f"_{run['skipped']}._")
-    elif run:
-        parts.append(f"_`{run.get('script')}` exit {run.get('exit')} in {_f(run.get('seconds'), '{:.0f}')} s._")
     if isinstance(data, dict) and isinstance(data.get("markdown"), str):
         parts.append(data["markdown"].strip())
     elif isinstance(data, dict):
@@ -305,9 +319,11 @@ def block_external(results: Path, name: str, md_dir: Path) -> str:
             elif isinstance(v, (int, float, str, bool)) or v is None:
                 flat.append([f"`{path}`", _f(v, "{:.4g}") if isinstance(v, float) else str(v)])
         parts.append(_table(["Figure", "Value"], flat))
-    for f in run.get("files", []):
-        if f.endswith(".png"):
-            parts.append(f"![{Path(f).stem}]({os.path.relpath(ROOT / f, md_dir)})")
+    pngs = [ROOT / f for f in run.get("files", []) if f.endswith(".png")]
+    if not pngs and isinstance(data, dict):
+        pngs = sorted({*results.glob(f"{name}-*.png"), *results.glob(f"{name}.png")})
+    for f in pngs:
+        parts.append(f"![{Path(f).stem}]({os.path.relpath(f, md_dir)})")
     return "\n\n".join(parts) if parts else "_Not run._"
 
 

@@ -172,3 +172,10 @@ def test_other_benchmarks_results_are_collected(tmp_path):
     assert "![page](page.png)" in text
     missing = run.run_external("al", tmp_path / "bench_al.py", quick=True, out_dir=tmp_path, timeout=60)
     assert "not present" in missing["skipped"]
+    # results a script wrote on its own (not run by this make bench) are shown, said so, with plots
+    (tmp_path / "al.json").write_text(json.dumps({"date": "2026-01-02", "markdown": "| R8 | 0.17 |",
+                                                 "target": {"per_model": {"lr": {"met": True, "ratio": 0.17}}}}))
+    (tmp_path / "al-r8-lr.png").write_bytes(b"png")
+    text = update_markdown(tmp_path / "B.md", tmp_path).read_text()
+    assert "| R8 | 0.17 |" in text and "not by this run" in text and "![al-r8-lr](al-r8-lr.png)" in text
+    assert "R8, lr | " in text  # the target line
