@@ -262,3 +262,32 @@ def test_write_predictions_takes_numpy_values(db_url, engine_for):
         got = conn.execute(text("SELECT item_id, priority, confidence FROM predictions ORDER BY item_id")).all()
     assert [(i, p) for i, p, _ in got] == list(zip(ids, [0.25, 0.5, 0.75]))
     assert [round(c, 4) for _, _, c in got] == [0.9, 0.8, 0.7]
+
+
+def test_done_posts_sink_in_the_current_run_only_when_done(db_url, engine_for):
+    """A labelled post's current-run priority drops to the floor once it is done (overlap reached),
+    so hand-outs do not walk past it; a post still waiting for its second label keeps its rank."""
+    from smartlabel.queue import DONE_PRIORITY
+
+    ids = seed_items(db_url, 4)
+    engine = engine_for(db_url)
+    old, run = new_run(engine), new_run(engine)
+    write_predictions(engine, old, ids, [1.0] * 4)
+    write_predictions(engine, run, ids, [float(i) for i in ids])
+    set_current_run(engine, run)
+    ann, bob = make_queue(db_url, "ann", overlap=2), make_queue(db_url, "bob", overlap=2)
+    top = max(ids)
+    assert ann.pop()[0] == top
+    ann.submit(top, A)  # one label of two: still open, still first for bob
+
+    def prio(item, r):
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT priority FROM predictions WHERE run_id = :r AND item_id = :i"),
+                                {"r": r, "i": item}).scalar_one()
+
+    assert prio(top, run) == float(top)
+    assert bob.pop()[0] == top
+    bob.submit(top, B)  # done now
+    assert prio(top, run) == DONE_PRIORITY
+    assert prio(top, old) == 1.0  # other runs are left as written
+    assert prio(sorted(ids)[-2], run) == float(sorted(ids)[-2])

@@ -174,6 +174,18 @@ _RECOUNT = """
         done = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = :item_id) >= :overlap
     WHERE id = :item_id"""
 
+# A post that just became done sinks to the bottom of the current run's order, so the
+# "priority" hand-out does not walk past every post labelled since the run was written
+# (measured: +4 us per such post per pop, 10 ms after 2,300 labels at 100k posts). The
+# next run leaves done posts out anyway; an undo hands its post straight back to the same
+# labeller, and the run after it restores its priority.
+DONE_PRIORITY = -1.0e300
+_SINK_DONE = """
+    UPDATE predictions SET priority = :floor
+    WHERE item_id = :item_id
+      AND run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
+      AND EXISTS (SELECT 1 FROM items WHERE id = :item_id AND done)"""
+
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
 _ORDER = ("held", "priority", "unscored", "skipped")
 _EXPLORE_ORDER = ("held", "random", "priority", "unscored", "skipped")
@@ -281,6 +293,7 @@ class LabelQueue:
                  "reason": held.reason, "run_id": held.run_id},
             )
             conn.execute(text(_RECOUNT), {"item_id": item_id, "overlap": self.overlap})
+            conn.execute(text(_SINK_DONE), {"item_id": item_id, "floor": DONE_PRIORITY})
             _release(conn, item_id, worker)
         self._mark(item_id, "labelled")
 
