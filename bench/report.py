@@ -190,10 +190,13 @@ def block_targets(results: Path) -> str:
         rows.append(["Labeller stall", "–", _verdict(None)])
     al = (_load(results, "al") or {}).get("target")
     if isinstance(al, dict) and isinstance(al.get("per_model"), dict):
-        for model, t in sorted(al["per_model"].items()):
-            rows.append([f"Labels to 95% of full-data accuracy ≤ half of random's, R8, {model}",
-                         f"{t.get('strategy')} {t.get('labels')} labels vs random {t.get('random_labels')} "
-                         f"(ratio {t.get('ratio_text', t.get('ratio'))})", _verdict(t.get("met"))])
+        for model, per in sorted(al["per_model"].items()):
+            # either one verdict per model, or one per strategy ({"entropy": {...}, "margin": {...}})
+            per = per if all(isinstance(v, dict) for v in per.values()) else {per.get("strategy"): per}
+            for strategy, t in sorted(per.items()):
+                rows.append([f"Labels to 95% of full-data accuracy ≤ half of random's, R8, {model}, {strategy}",
+                             f"{t.get('labels')} labels vs random {t.get('random_labels')} "
+                             f"(ratio {t.get('ratio_text', t.get('ratio'))})", _verdict(t.get("met"))])
     else:
         rows.append(["Labels to 95% of full-data accuracy ≤ half of random's, R8", "al.json not found",
                      _verdict(None)])
