@@ -192,9 +192,10 @@ def block_targets(results: Path) -> str:
     if isinstance(al, dict) and isinstance(al.get("per_model"), dict):
         for model, per in sorted(al["per_model"].items()):
             # either one verdict per model, or one per strategy ({"entropy": {...}, "margin": {...}})
-            per = per if all(isinstance(v, dict) for v in per.values()) else {per.get("strategy"): per}
+            per = per if all(isinstance(v, dict) for v in per.values()) else {per.get("strategy") or "": per}
             for strategy, t in sorted(per.items()):
-                rows.append([f"Labels to 95% of full-data accuracy ≤ half of random's, R8, {model}, {strategy}",
+                name = f"{model}, {strategy}" if strategy else model
+                rows.append([f"Labels to 95% of full-data accuracy ≤ half of random's, R8, {name}",
                              f"{t.get('labels')} labels vs random {t.get('random_labels')} "
                              f"(ratio {t.get('ratio_text', t.get('ratio'))})", _verdict(t.get("met"))])
     else:

@@ -25,7 +25,7 @@ TEMPLATE = "smartlabel_template"
 
 
 @pytest.fixture(scope="session")
-def pg_server():
+def postgres_server():
     """A PostgreSQL server for the session: TEST_DATABASE_URL, or pgserver (PyPI) in a temp dir.
 
     pgserver runs PostgreSQL as its own system user, so its data lives in a folder of its
@@ -50,11 +50,11 @@ def pg_server():
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(pg_server):
+def pg_admin_url(postgres_server):
     """URL of a PostgreSQL database we may create databases from, with a migrated template."""
     from smartlabel.migrate import upgrade
 
-    admin = pg_server
+    admin = postgres_server
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
