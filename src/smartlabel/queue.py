@@ -44,25 +44,19 @@ from smartlabel.errors import (
 
 # --- named queries -------------------------------------------------------------
 
-# Conditions every candidate must meet: open, not held by someone else, not
-# labelled by this worker. `{skip}` adds "not skipped by this worker".
-_OPEN = """
-    NOT i.done
-    AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
-                    AND le.expires_at > :now {mine})
-    AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)
-"""
-# open and held by no one (new hand-outs); or held by no one else (held, given)
-_FREE = _OPEN.format(mine="")
-_NOT_OTHERS = _OPEN.format(mine="AND le.worker_id <> :worker")
+# Conditions the candidates are built from: nobody (or nobody else) holds a live lease,
+# this worker has not labelled it, nor skipped it.
+_UNHELD = """NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
+                    AND le.expires_at > :now {mine})"""
+_NOT_LABELLED_BY_ME = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)"
 _NOT_SKIPPED = "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.worker_id = :worker)"
+# open and held by no one (new hand-outs); or held by no one else (held, given)
+_FREE = f"NOT i.done AND {_UNHELD.format(mine='')} AND {_NOT_LABELLED_BY_ME}"
+_NOT_OTHERS_NOR_MINE = f"{_UNHELD.format(mine='AND le.worker_id <> :worker')} AND {_NOT_LABELLED_BY_ME}"
+_NOT_OTHERS = f"NOT i.done AND {_NOT_OTHERS_NOR_MINE}"
 # audit and review hand out posts whatever their `done` flag (issue 9): held by no one,
 # not labelled or skipped by this worker
-_AVAILABLE = """
-    NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id AND le.expires_at > :now)
-    AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)
-    AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.worker_id = :worker)
-"""
+_AVAILABLE = f"{_UNHELD.format(mine='')} AND {_NOT_LABELLED_BY_ME} {_NOT_SKIPPED}"
 _CURRENT_RUN = "(SELECT current_run_id FROM queue_state WHERE id = 1)"
 
 _CANDIDATES = {
@@ -74,12 +68,12 @@ _CANDIDATES = {
     # the current run's priorities, best first
     "priority": f"""
         SELECT i.id, p.run_id FROM predictions p JOIN items i ON i.id = p.item_id
-        WHERE p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
+        WHERE p.run_id = {_CURRENT_RUN}
           AND {_FREE} {_NOT_SKIPPED}
         ORDER BY p.priority DESC LIMIT 1""",
     # exploration: a uniformly random open item (rand_key is i.i.d. per item)
     "random": f"""
-        SELECT i.id, (SELECT current_run_id FROM queue_state WHERE id = 1) AS run_id
+        SELECT i.id, {_CURRENT_RUN} AS run_id
         FROM items i WHERE {_FREE} {_NOT_SKIPPED}
         ORDER BY i.rand_key LIMIT 1""",
     # items the current run has not scored (new imports, or no run yet): random order
@@ -87,7 +81,7 @@ _CANDIDATES = {
         SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM items i
         WHERE {_FREE} {_NOT_SKIPPED}
           AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = i.id
-                          AND p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1))
+                          AND p.run_id = {_CURRENT_RUN})
         ORDER BY i.rand_key LIMIT 1""",
     # last resort: what this worker skipped, oldest skip first
     "skipped": f"""
@@ -113,21 +107,23 @@ _CANDIDATES = {
         ORDER BY sl.score DESC, i.rand_key LIMIT 1""",
     # one given item (undo gives it back), done or not: an undone audit or review label
     # leaves its post done, and the labeller still gets it back
-    "given": """
+    "given": f"""
         SELECT i.id, CAST(NULL AS INTEGER) AS run_id FROM items i WHERE i.id = :item_id
-          AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
-                          AND le.expires_at > :now AND le.worker_id <> :worker)
-          AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)""",
+          AND {_NOT_OTHERS_NOR_MINE}""",
 }
 
-_CLAIM_VALUES = """
-    INSERT INTO leases (item_id, worker_id, leased_at, expires_at, reason, run_id)
-    VALUES (:item_id, :worker, :now, :expires, :reason, :run_id)
+# A lease is taken only if nobody else holds a live one: re-checked on the latest row,
+# so a race is lost cleanly, never won twice.
+_LEASE_INSERT = "INSERT INTO leases (item_id, worker_id, leased_at, expires_at, reason, run_id)"
+_LEASE_UPSERT = """
     ON CONFLICT (item_id) DO UPDATE SET worker_id = excluded.worker_id,
         leased_at = excluded.leased_at, expires_at = excluded.expires_at,
         reason = excluded.reason, run_id = excluded.run_id
     WHERE leases.expires_at <= :now OR leases.worker_id = excluded.worker_id
     RETURNING item_id, run_id"""
+_CLAIM_VALUES = f"""
+    {_LEASE_INSERT}
+    VALUES (:item_id, :worker, :now, :expires, :reason, :run_id) {_LEASE_UPSERT}"""
 
 _LOG_HANDOUT = """
     INSERT INTO handouts (item_id, worker_id, handed_at, reason, run_id)
@@ -139,13 +135,8 @@ def _pg_pop_sql(candidate: str) -> str:
     return f"""
     WITH cand AS ({candidate} FOR NO KEY UPDATE OF i SKIP LOCKED),
     claimed AS (
-        INSERT INTO leases (item_id, worker_id, leased_at, expires_at, reason, run_id)
-        SELECT id, :worker, :now, :expires, :reason, run_id FROM cand
-        ON CONFLICT (item_id) DO UPDATE SET worker_id = excluded.worker_id,
-            leased_at = excluded.leased_at, expires_at = excluded.expires_at,
-            reason = excluded.reason, run_id = excluded.run_id
-        WHERE leases.expires_at <= :now OR leases.worker_id = excluded.worker_id
-        RETURNING item_id, run_id
+        {_LEASE_INSERT}
+        SELECT id, :worker, :now, :expires, :reason, run_id FROM cand {_LEASE_UPSERT}
     )
     INSERT INTO handouts (item_id, worker_id, handed_at, reason, run_id)
     SELECT item_id, :worker, :now, :reason, run_id FROM claimed
