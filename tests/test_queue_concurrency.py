@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections import defaultdict
 
 import pytest
@@ -20,7 +21,18 @@ def _tick(counter) -> int:
         return counter.value
 
 
-def _labeller(url: str, worker: str, overlap: int, out, counter) -> None:
+def _left_for(q) -> bool:
+    """Posts not done yet that this labeller has not labelled (possibly held by others now)."""
+    from sqlalchemy import text
+
+    with q.engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT 1 FROM items i WHERE NOT i.done AND NOT EXISTS "
+            "(SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :w) LIMIT 1"),
+            {"w": q.worker_id}).first() is not None
+
+
+def _labeller(url: str, worker: str, overlap: int, out, counter, start) -> None:
     import random
 
     from smartlabel.queue import LabelQueue
@@ -31,8 +43,19 @@ def _labeller(url: str, worker: str, overlap: int, out, counter) -> None:
                                                        audit_share=0.0, review_share=0.0),
                    rng=random.Random(worker))
     done = []
+    start.wait(120)  # every process is up before anyone pops: they really compete
     try:
-        for item_id, _ in q:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                item_id, _ = q.pop()
+            except IndexError:
+                # what is left may be held by others and need this labeller too (OVERLAP > 1):
+                # check again, like the page's "Check again" button, until nothing is left for me
+                if not _left_for(q):
+                    break
+                time.sleep(0.05)
+                continue
             got = _tick(counter)  # recorded after the claim: never earlier than it
             releasing = _tick(counter)  # recorded before submit commits: never later than the release
             q.submit(item_id, "Others")
@@ -50,7 +73,8 @@ def test_eight_labellers_until_empty(db_url, engine_for, overlap):
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     counter = ctx.Value("q", 0)
-    procs = [ctx.Process(target=_labeller, args=(db_url, f"w{k}", overlap, out, counter))
+    start = ctx.Barrier(N_WORKERS)
+    procs = [ctx.Process(target=_labeller, args=(db_url, f"w{k}", overlap, out, counter, start))
              for k in range(N_WORKERS)]
     for p in procs:
         p.start()
