@@ -106,7 +106,8 @@ def run_variant(variant: str, seed: int, base_db: Path, folder: Path, df, truth,
 
     from smartlabel.db import make_engine
     from smartlabel.diversity import diversify
-    from smartlabel.queue import LabelQueue, set_current_run, write_predictions
+    from smartlabel.queue import LabelQueue
+    from smartlabel.store import predictions as store_predictions, runs as store_runs
     from smartlabel.settings import load_settings
     import random
 
@@ -158,8 +159,8 @@ def run_variant(variant: str, seed: int, base_db: Path, folder: Path, df, truth,
         with engine.begin() as conn:
             run = conn.execute(text("INSERT INTO model_runs (started_at, status) "
                                     "VALUES (CURRENT_TIMESTAMP, 'ok') RETURNING id")).scalar_one()
-        write_predictions(engine, run, open_ids.tolist(), list(map(float, pri)), clusters=clusters)
-        set_current_run(engine, run)
+        store_predictions.write(engine, run, open_ids.tolist(), list(map(float, pri)), clusters=clusters)
+        store_runs.set_current(engine, run)
         queues = [LabelQueue(url, f"w{k}", settings=settings, rng=random.Random(k)) for k in range(BATCH)]
         got = [q.pop()[0] for q in queues]  # 16 hand-outs before anyone submits
         pairs = near_duplicate_pairs([mapping[i] for i in got], X_measure, index_of_row)

@@ -192,7 +192,7 @@ def _seed(database_url: str, posts: int) -> None:
     from smartlabel import DEFAULT_LABELS
     from smartlabel.db import items, utcnow
     from smartlabel.migrate import upgrade
-    from smartlabel.queue import set_current_run, write_predictions
+    from smartlabel.store import predictions as store_predictions, runs as store_runs
 
     engine = upgrade(database_url)
     rng = random.Random(0)
@@ -218,11 +218,11 @@ def _seed(database_url: str, posts: int) -> None:
     first = [labels[rng.randrange(5)] for _ in ids]
     second = [labels[(labels.index(f) + 1 + rng.randrange(4)) % 5] for f in first]
     p1 = [round(rng.uniform(0.3, 0.6), 3) for _ in ids]
-    write_predictions(engine, run, ids, [2.0 + len(SAMPLE_POSTS) - i if i < len(SAMPLE_POSTS) else rng.random()
+    store_predictions.write(engine, run, ids, [2.0 + len(SAMPLE_POSTS) - i if i < len(SAMPLE_POSTS) else rng.random()
                                      for i in range(len(ids))],
                       predicted_labels=first, confidences=p1, second_labels=second,
                       second_confidences=[round(p * rng.uniform(0.5, 0.95), 3) for p in p1])
-    set_current_run(engine, run)
+    store_runs.set_current(engine, run)
     engine.dispose()
 
 

@@ -106,14 +106,14 @@ def seed(url: str, corpus_path: str, n: int, with_run: bool, features: str | Non
             conn.execute(text("VACUUM ANALYZE"))
     out = {"n": n, "labelled": len(ids), "seconds": time.perf_counter() - t0}
     if with_run:  # the pool as it is after the orchestrator's first run: a priority for every open post
-        from smartlabel.queue import set_current_run, write_predictions
+        from smartlabel.store import predictions as store_predictions, runs as store_runs
 
         run_id = _new_run(engine)
         with engine.connect() as conn:
             open_ids = [r[0] for r in conn.execute(text("SELECT id FROM items WHERE NOT done ORDER BY id"))]
         prng = random.Random(11)
-        write_predictions(engine, run_id, open_ids, [prng.random() for _ in open_ids])
-        set_current_run(engine, run_id)
+        store_predictions.write(engine, run_id, open_ids, [prng.random() for _ in open_ids])
+        store_runs.set_current(engine, run_id)
         if is_postgres(engine):
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("VACUUM ANALYZE"))
@@ -199,19 +199,20 @@ def _new_run(engine) -> int:
 # cache sync, cross-validation, fit, scoring of every open post in batches, entropy,
 # write_predictions, model file, set_current_run. The first run vectorises the pool
 # (cold feature cache); the second is the steady state and is the one compared. The
-# queue's two bulk functions are wrapped with timers (behaviour unchanged) so the
+# store's two bulk functions are wrapped with timers (behaviour unchanged) so the
 # writing can be told apart from the scoring.
 
 
 class _Timed:
-    """Wrap smartlabel.queue.write_predictions / set_current_run; record (start, end) per call."""
+    """Wrap smartlabel.store.predictions.write / runs.set_current; record (start, end) per call."""
 
     def __init__(self):
-        import smartlabel.queue as Q
+        from smartlabel.store import predictions, runs
 
         self.calls: dict[str, list[tuple[float, float]]] = {"write_predictions": [], "set_current_run": []}
-        for name in self.calls:
-            setattr(Q, name, self._wrap(name, getattr(Q, name)))
+        for name, module, attr in (("write_predictions", predictions, "write"),
+                                   ("set_current_run", runs, "set_current")):
+            setattr(module, attr, self._wrap(name, getattr(module, attr)))
 
     def _wrap(self, name, fn):
         def timed(*a, **kw):

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from smartlabel import dashboard as dash
 from smartlabel.quality import update_quality
-from smartlabel.queue import set_current_run, write_predictions
+from smartlabel.store import predictions as store_predictions, runs as store_runs
 
 from helpers import seed_items
 
@@ -53,9 +53,9 @@ def populate(engine, *, churn_items=2):
         if r == runs[2]:
             for i in unlabelled[:churn_items]:
                 labels[i] = B  # three runs before the current one these were predicted B
-        write_predictions(engine, r, ids, [0.5] * 40, predicted_labels=[labels[i] for i in ids],
+        store_predictions.write(engine, r, ids, [0.5] * 40, predicted_labels=[labels[i] for i in ids],
                           confidences=[0.7] * 40)
-    set_current_run(engine, runs[-1])
+    store_runs.set_current(engine, runs[-1])
     update_quality(engine, runs[-1])
     return ids, runs
 

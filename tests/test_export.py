@@ -15,7 +15,7 @@ from smartlabel.db import make_engine
 from smartlabel.errors import SmartlabelError
 from smartlabel.export import NoModelError, autolabel, export, status_data
 from smartlabel.orchestrator import list_model_files
-from smartlabel.queue import current_run_id
+from smartlabel.store import runs as store_runs
 
 from test_orchestrator import orchestrator, rows, runs
 from text_corpus import label_with_queue, queue_settings, seed_corpus
@@ -57,7 +57,7 @@ def test_autolabel_scores_every_post_without_agreed_label(project):
     assert p["tie"] in {x["item_id"] for x in preds}
     assert sum(x["predicted_label"] == p["truth"][x["item_id"]] for x in preds) >= 27
     # the queue keeps following the orchestrator's run
-    assert current_run_id(engine) == p["run"]
+    assert store_runs.current_id(engine) == p["run"]
 
 
 def test_export_csv_and_jsonl(project, tmp_path):

@@ -26,7 +26,7 @@ from smartlabel.interface import (
     render_post_html,
     worker_from_query,
 )
-from smartlabel.queue import set_current_run, write_predictions
+from smartlabel.store import predictions as store_predictions, runs as store_runs
 from smartlabel.settings import load_settings
 
 from helpers import seed_items
@@ -275,10 +275,10 @@ def test_model_line_guess_and_reason_from_the_current_run(db_url, engine_for):
         run = conn.execute(text(
             "INSERT INTO model_runs (started_at, finished_at, status, model_kind, n_labels, cv_accuracy) "
             "VALUES (:t, :t, 'ok', 'lr', 120, 0.8123) RETURNING id"), {"t": "2026-11-20 09:15:00"}).scalar_one()
-    write_predictions(engine, run, ids, [1.0, 3.0, 2.0], predicted_labels=["Advocacy", "Others", "Advocacy"],
+    store_predictions.write(engine, run, ids, [1.0, 3.0, 2.0], predicted_labels=["Advocacy", "Others", "Advocacy"],
                       confidences=[0.5, 0.41, 0.6], second_labels=["Others", "Personal Stories", "Others"],
                       second_confidences=[0.3, 0.38, 0.2])
-    set_current_run(engine, run)
+    store_runs.set_current(engine, run)
     page = make_page(db_url)
     w = page.widget
     assert shown_id(page) == ids[1]  # highest priority first

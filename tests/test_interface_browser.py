@@ -133,7 +133,7 @@ class Tab:
 def seed_with_model(url, n=20):
     """n posts and a finished model run ranking them, as the orchestrator leaves things."""
     from smartlabel.db import make_engine
-    from smartlabel.queue import set_current_run, write_predictions
+    from smartlabel.store import predictions as store_predictions, runs as store_runs
 
     ids = seed_items(url, n)
     engine = make_engine(url)
@@ -141,10 +141,10 @@ def seed_with_model(url, n=20):
         run = query(url, "INSERT INTO model_runs (started_at, finished_at, status, model_kind, n_labels, "
                          "cv_accuracy) VALUES (CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'ok', 'lr', 120, 0.81) "
                          "RETURNING id")[0][0]
-        write_predictions(engine, run, ids, [float(n - k) for k in range(n)],
+        store_predictions.write(engine, run, ids, [float(n - k) for k in range(n)],
                           predicted_labels=[LABELS[k % 5] for k in range(n)], confidences=[0.44] * n,
                           second_labels=[LABELS[(k + 1) % 5] for k in range(n)], second_confidences=[0.31] * n)
-        set_current_run(engine, run)
+        store_runs.set_current(engine, run)
     finally:
         engine.dispose()
     return ids

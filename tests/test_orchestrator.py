@@ -28,7 +28,8 @@ from smartlabel.orchestrator import (
     list_model_files,
     save_model_atomic,
 )
-from smartlabel.queue import LabelQueue, current_run_id
+from smartlabel.queue import LabelQueue
+from smartlabel.store import runs as store_runs
 
 from text_corpus import LABELS, label_with_queue, make_texts, queue_settings, seed_corpus
 
@@ -99,7 +100,7 @@ def test_orchestrate_once_cli_trains_scores_and_changes_what_pop_returns(corpus,
     assert len(open_ids) == 30 and run["n_scored"] == 30
     preds = rows(engine, "SELECT * FROM predictions WHERE run_id = :r ORDER BY priority DESC", r=run["id"])
     assert {p["item_id"] for p in preds} == open_ids
-    assert current_run_id(engine) == run["id"]
+    assert store_runs.current_id(engine) == run["id"]
     right = sum(p["predicted_label"] == truth[p["item_id"]] for p in preds)
     assert right >= 27
     for p in preds:
@@ -137,7 +138,7 @@ def test_retrains_only_when_enough_new_labels_and_resumes_after_restart(corpus, 
     label_with_queue(url, truth, workers=("cat",), per_worker=10, seed=2)
     result = again.tick()
     assert result.status == "ok" and runs(engine)[-1]["n_labels"] == 22
-    assert current_run_id(engine) == result.run_id
+    assert store_runs.current_id(engine) == result.run_id
     # the second run reused the feature cache of the first process (saved on disk)
     assert f"run {result.run_id} features: 60 cached, nothing new" in caplog.text
 
@@ -152,7 +153,7 @@ def test_fewer_than_two_classes_is_a_skipped_run(corpus, engine_for, tmp_path):
     assert result.status == run["status"] == "skipped"
     assert "at least two classes" in run["message"] and "Advocacy x12" in run["message"]
     assert run["n_labels"] == 12 and run["n_classes"] == 1
-    assert list_model_files(tmp_path / "m") == [] and current_run_id(engine) is None
+    assert list_model_files(tmp_path / "m") == [] and store_runs.current_id(engine) is None
 
 
 def test_new_posts_are_vectorised_incrementally(corpus, engine_for, tmp_path, caplog):
@@ -344,7 +345,7 @@ def test_database_gone_for_a_while(corpus, engine_for, tmp_path, caplog):
     assert "the database answers again" in caplog.text
     assert [(r["status"], r["message"]) for r in runs(engine)][1] == ("failed", "model error while the database was away")
     assert result.status == "ok" and [r["status"] for r in runs(engine)] == ["ok", "failed", "ok"]
-    assert current_run_id(engine) == result.run_id
+    assert store_runs.current_id(engine) == result.run_id
 
 
 def test_runs_left_running_are_marked_interrupted_on_start(corpus, engine_for, tmp_path):

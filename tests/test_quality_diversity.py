@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from smartlabel.diversity import diversify, leader_groups
 from smartlabel.errors import QualityInputError
-from smartlabel.queue import LabelQueue, set_current_run, write_predictions
+from smartlabel.queue import LabelQueue
+from smartlabel.store import predictions as store_predictions, runs as store_runs
 from smartlabel.settings import load_settings
 
 from helpers import seed_items
@@ -80,8 +81,8 @@ def test_sixteen_concurrent_pops_get_no_two_near_duplicates(db_url, engine_for):
 
     # the orchestrator's hook line: texts read from the database, only for the top_k
     new, clusters = diversify(ids, prio, lambda some: fetch_texts(engine, some), top_k=40)
-    write_predictions(engine, run, ids, new.tolist(), clusters=clusters)
-    set_current_run(engine, run)
+    store_predictions.write(engine, run, ids, new.tolist(), clusters=clusters)
+    store_runs.set_current(engine, run)
     settings = load_settings(database_url=db_url, shuffle_prop=0.0, audit_share=0.0, review_share=0.0)
     got = [LabelQueue(db_url, f"w{k}", settings=settings).pop()[0] for k in range(16)]
     assert len(set(got)) == 16

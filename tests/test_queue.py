@@ -17,13 +17,8 @@ from smartlabel.errors import (
     UnknownItemError,
     UnknownLabelError,
 )
-from smartlabel.queue import (
-    LabelQueue,
-    current_run_id,
-    prune_predictions,
-    set_current_run,
-    write_predictions,
-)
+from smartlabel.queue import LabelQueue
+from smartlabel.store import predictions as store_predictions, runs as store_runs
 from smartlabel.settings import load_settings
 
 from helpers import seed_items
@@ -77,10 +72,10 @@ def test_unscored_items_come_out_in_random_order_then_priorities_rule(db_url, en
         q.skip(i)
     # a run ranks the posts in reverse id order: the queue must follow it
     run = new_run(engine)
-    write_predictions(engine, run, ids, [float(i) for i in ids], predicted_labels=[A] * len(ids),
+    store_predictions.write(engine, run, ids, [float(i) for i in ids], predicted_labels=[A] * len(ids),
                       confidences=[0.6] * len(ids))
-    assert current_run_id(engine) is None
-    set_current_run(engine, run)
+    assert store_runs.current_id(engine) is None
+    store_runs.set_current(engine, run)
     q2 = make_queue(db_url, "bob")
     got = [q2.pop() for _ in range(3)]
     assert [g[0] for g in got] == sorted(ids, reverse=True)[:3]
@@ -209,9 +204,9 @@ def test_prune_keeps_current_and_newest_runs(db_url, engine_for):
     engine = engine_for(db_url)
     runs = [new_run(engine) for _ in range(4)]
     for r in runs:
-        write_predictions(engine, r, ids, [0.5] * 3)
-    set_current_run(engine, runs[0])
-    prune_predictions(engine, keep_runs=2)
+        store_predictions.write(engine, r, ids, [0.5] * 3)
+    store_runs.set_current(engine, runs[0])
+    store_predictions.prune(engine, keep_runs=2)
     with engine.connect() as conn:
         left = sorted(r for (r,) in conn.execute(text("SELECT DISTINCT run_id FROM predictions")))
     assert left == sorted([runs[0], runs[2], runs[3]])
@@ -256,7 +251,7 @@ def test_write_predictions_takes_numpy_values(db_url, engine_for):
     ids = seed_items(db_url, 3)
     engine = engine_for(db_url)
     run = new_run(engine)
-    write_predictions(engine, run, [np.int64(i) for i in ids], list(np.array([0.25, 0.5, 0.75])),
+    store_predictions.write(engine, run, [np.int64(i) for i in ids], list(np.array([0.25, 0.5, 0.75])),
                       confidences=list(np.array([0.9, 0.8, 0.7], dtype=np.float32)))
     with engine.connect() as conn:
         got = conn.execute(text("SELECT item_id, priority, confidence FROM predictions ORDER BY item_id")).all()
@@ -272,9 +267,9 @@ def test_done_posts_sink_in_the_current_run_only_when_done(db_url, engine_for):
     ids = seed_items(db_url, 4)
     engine = engine_for(db_url)
     old, run = new_run(engine), new_run(engine)
-    write_predictions(engine, old, ids, [1.0] * 4)
-    write_predictions(engine, run, ids, [float(i) for i in ids])
-    set_current_run(engine, run)
+    store_predictions.write(engine, old, ids, [1.0] * 4)
+    store_predictions.write(engine, run, ids, [float(i) for i in ids])
+    store_runs.set_current(engine, run)
     ann, bob = make_queue(db_url, "ann", overlap=2), make_queue(db_url, "bob", overlap=2)
     top = max(ids)
     assert ann.pop()[0] == top

@@ -141,6 +141,8 @@ model_runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("started_at", DateTime, nullable=False, default=utcnow),
     Column("finished_at", DateTime, nullable=True),
+    # train (the orchestrator's) | autolabel (`smartlabel autolabel`; the queue never follows it)
+    Column("kind", String(20), nullable=False, default="train", server_default="train"),
     # running | ok | failed | skipped
     Column("status", String(20), nullable=False, default="running"),
     Column("message", Text, nullable=True),

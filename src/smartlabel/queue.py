@@ -18,13 +18,14 @@ the pool after each label until k distinct labellers have labelled it.
 
 Priorities live in `predictions` per model run; `queue_state.current_run_id`
 says which run the queue follows, so a new run is written aside and switched on
-in one short statement (`set_current_run`).
+in one short statement (`smartlabel.store.runs.set_current`).
+
+Every statement of the hand-out (pop, submit, skip, undo, progress) is a named
+constant here; everything else the database is asked lives in `smartlabel.store`.
 """
 
 from __future__ import annotations
 
-import io
-import csv
 import random
 from datetime import timedelta
 from typing import Any, Iterator, Sequence
@@ -33,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from smartlabel.db import as_datetime, immediate, is_postgres, make_engine, utcnow
+from smartlabel.store import items as store_items
 from smartlabel.errors import (
     AlreadyLabelledError,
     NotHeldError,
@@ -145,13 +147,12 @@ def _pg_pop_sql(candidate: str) -> str:
 
 _PG_POP = {name: _pg_pop_sql(sql) for name, sql in _CANDIDATES.items()}
 
-_ITEM = """
+_ITEM = f"""
     SELECT i.id, i.external_id, i.title, i.selftext, i.clean_selftext, i.extra,
            p.run_id AS pred_run_id, p.predicted_label, p.confidence,
            p.second_label, p.second_confidence, p.priority
     FROM items i
-    LEFT JOIN predictions p ON p.item_id = i.id
-         AND p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
+    LEFT JOIN predictions p ON p.item_id = i.id AND p.run_id = {_CURRENT_RUN}
     WHERE i.id = :item_id"""
 
 _LOCK_ITEM = {
@@ -159,22 +160,15 @@ _LOCK_ITEM = {
     "sqlite": "SELECT id FROM items WHERE id = :item_id",
 }
 
-_RECOUNT = """
-    UPDATE items SET
-        label_count = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = :item_id),
-        done = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = :item_id) >= :overlap
-    WHERE id = :item_id"""
-
 # A post that just became done sinks to the bottom of the current run's order, so the
 # "priority" hand-out does not walk past every post labelled since the run was written
 # (measured: +4 us per such post per pop, 10 ms after 2,300 labels at 100k posts). The
 # next run leaves done posts out anyway; an undo hands its post straight back to the same
 # labeller, and the run after it restores its priority.
 DONE_PRIORITY = -1.0e300
-_SINK_DONE = """
+_SINK_DONE = f"""
     UPDATE predictions SET priority = :floor
-    WHERE item_id = :item_id
-      AND run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
+    WHERE item_id = :item_id AND run_id = {_CURRENT_RUN}
       AND EXISTS (SELECT 1 FROM items WHERE id = :item_id AND done)"""
 
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
@@ -203,8 +197,8 @@ class LabelQueue:
         self.overlap = int(settings.overlap)
         self.lease_seconds = float(settings.lease_seconds)
         self.shuffle_prop = float(settings.shuffle_prop)
-        self.audit_share = float(getattr(settings, "audit_share", 0.0))
-        self.review_share = float(getattr(settings, "review_share", 0.0))
+        self.audit_share = float(settings.audit_share)
+        self.review_share = float(settings.review_share)
         self._rng = rng or random.Random()
         self._pg = is_postgres(self.engine)
         # this session's hand-outs, newest last: [item_id, state] with state
@@ -283,7 +277,7 @@ class LabelQueue:
                  "spent": max(0.0, (now - as_datetime(held.handed_at)).total_seconds()),
                  "reason": held.reason, "run_id": held.run_id},
             )
-            conn.execute(text(_RECOUNT), {"item_id": item_id, "overlap": self.overlap})
+            store_items.recount(conn, [item_id], self.overlap)
             conn.execute(text(_SINK_DONE), {"item_id": item_id, "floor": DONE_PRIORITY})
             _release(conn, item_id, worker)
         self._mark(item_id, "labelled")
@@ -344,7 +338,7 @@ class LabelQueue:
                 raise NothingToUndoError(f"nothing to undo: {worker!r} has no label to take back")
             self._lock_item(conn, row.item_id)
             conn.execute(text("DELETE FROM labels WHERE id = :id"), {"id": row.id})
-            conn.execute(text(_RECOUNT), {"item_id": row.item_id, "overlap": self.overlap})
+            store_items.recount(conn, [row.item_id], self.overlap)
             # hand it straight back to this worker (if no one else holds it now)
             conn.execute(
                 text(_CLAIM_VALUES),
@@ -477,111 +471,3 @@ def _release(conn: Connection, item_id: int, worker: str) -> None:
     for sql in ("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker",
                 "DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"):
         conn.execute(text(sql), {"item_id": item_id, "worker": worker})
-
-
-# --- bulk API for the orchestrator --------------------------------------------------
-
-
-def current_run_id(engine: Engine) -> int | None:
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT current_run_id FROM queue_state WHERE id = 1")).scalar()
-
-
-def set_current_run(engine: Engine, run_id: int | None) -> None:
-    """Switch the queue to a run's priorities: one short statement."""
-    with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE queue_state SET current_run_id = :run_id, updated_at = :now WHERE id = 1"),
-            {"run_id": run_id, "now": utcnow()},
-        )
-
-
-_PRED_COLUMNS = ("run_id", "item_id", "predicted_label", "confidence", "second_label",
-                 "second_confidence", "priority", "cluster")
-
-
-def write_predictions(engine: Engine, run_id: int, item_ids: Sequence[int], priorities: Sequence[float],
-                      predicted_labels: Sequence[str] | None = None, confidences: Sequence[float] | None = None,
-                      second_labels: Sequence[str] | None = None,
-                      second_confidences: Sequence[float] | None = None, chunk: int = 5000,
-                      clusters: Sequence[int | None] | None = None) -> int:
-    """Write a run's predictions in bulk, before the run is made current.
-
-    `clusters` (optional, from `smartlabel.diversity.diversify`): the diversity group of
-    each post among the top candidates, None elsewhere.
-
-    PostgreSQL: COPY in one transaction (labellers read only the current run,
-    and take no lock this conflicts with). SQLite: short transactions of
-    `chunk` rows, so a labeller's hand-out waits for one chunk at most.
-    """
-    n = len(item_ids)
-    if len(priorities) != n:
-        raise ValueError("item_ids and priorities differ in length")
-    none = [None] * n
-    cols = [
-        [run_id] * n, list(item_ids), list(predicted_labels) if predicted_labels is not None else none,
-        list(confidences) if confidences is not None else none,
-        list(second_labels) if second_labels is not None else none,
-        list(second_confidences) if second_confidences is not None else none, list(priorities),
-        list(clusters) if clusters is not None else none,
-    ]
-    rows = [tuple(_plain(v) for v in r) for r in zip(*cols)]  # numpy scalars become Python ones
-    if is_postgres(engine):
-        raw = engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            for start in range(0, n, 100_000):
-                buf = io.StringIO()
-                writer = csv.writer(buf)
-                for r in rows[start:start + 100_000]:
-                    writer.writerow(["\\N" if v is None else _csv_value(v) for v in r])
-                buf.seek(0)
-                cur.copy_expert(
-                    f"COPY predictions ({', '.join(_PRED_COLUMNS)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
-                    buf,
-                )
-            raw.commit()
-        except Exception:
-            raw.rollback()
-            raise
-        finally:
-            raw.close()
-        return n
-    stmt = text(
-        f"INSERT INTO predictions ({', '.join(_PRED_COLUMNS)}) VALUES "
-        f"({', '.join(':' + c for c in _PRED_COLUMNS)})"
-    )
-    for start in range(0, n, chunk):
-        batch = [dict(zip(_PRED_COLUMNS, r)) for r in rows[start:start + chunk]]
-        with engine.begin() as conn:
-            conn.execute(stmt, batch)
-    return n
-
-
-def _plain(v):
-    return v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
-
-
-def _csv_value(v):
-    if isinstance(v, float):  # numpy's float64 too, whose repr is "np.float64(...)"
-        return repr(float(v))
-    if hasattr(v, "item"):  # numpy scalar
-        return _csv_value(v.item())
-    return v
-
-
-def prune_predictions(engine: Engine, keep_runs: int = 5) -> int:
-    """Delete predictions of all but the newest `keep_runs` runs (the current run is always kept)."""
-    current = current_run_id(engine)
-    with engine.begin() as conn:
-        keep = [r for (r,) in conn.execute(
-            text("SELECT DISTINCT run_id FROM predictions ORDER BY run_id DESC LIMIT :k"), {"k": keep_runs}
-        )]
-        if current is not None and current not in keep:
-            keep.append(current)
-        if not keep:
-            return 0
-        params = {f"k{i}": r for i, r in enumerate(keep)}
-        placeholders = ", ".join(f":k{i}" for i in range(len(keep)))
-        res = conn.execute(text(f"DELETE FROM predictions WHERE run_id NOT IN ({placeholders})"), params)
-        return res.rowcount or 0

@@ -10,8 +10,6 @@ one nullable column on predictions (diversity group of a candidate).
 from alembic import op
 import sqlalchemy as sa
 
-from smartlabel.views import create_view_sql, drop_view_sql
-
 
 revision = '0002'
 down_revision = '0001'
@@ -67,11 +65,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # SQLite drops a column by copying the table; the views that read it go first.
-    for statement in drop_view_sql():
+    for statement in _drop_view_sql():
         op.execute(sa.text(statement))
     with op.batch_alter_table('predictions', schema=None) as batch_op:
         batch_op.drop_column('cluster')
-    for statement in create_view_sql(op.get_bind().dialect.name):
+    for statement in _create_view_sql(op.get_bind().dialect.name):
         op.execute(sa.text(statement))
     op.drop_index('ix_items_audit_rand', table_name='items',
                   postgresql_where=sa.text('done AND label_count = 1'),
@@ -81,3 +79,86 @@ def downgrade() -> None:
     op.drop_index('ix_agreement_run_id_scope', table_name='agreement')
     op.drop_table('agreement')
     op.drop_table('quality_runs')
+
+
+# --- the views of revision 0001 (unchanged here; the downgrade
+# recreates them after SQLite's copy of `predictions`), frozen here : an admin's Adminer views, one definition per dialect ---
+
+# An item's agreed label: the label with strictly more votes than any other
+# (ties have none). Used by the orchestrator as its training data too.
+AGREED_LABELS = """
+CREATE VIEW agreed_labels AS
+WITH votes AS (
+    SELECT item_id, label, COUNT(*) AS n FROM labels GROUP BY item_id, label
+)
+SELECT v.item_id, v.label AS agreed_label, v.n AS votes
+FROM votes v
+WHERE NOT EXISTS (
+    SELECT 1 FROM votes o
+    WHERE o.item_id = v.item_id AND o.label <> v.label AND o.n >= v.n
+)
+"""
+
+_ITEM_STATUS = """
+CREATE VIEW item_status AS
+SELECT
+    i.id AS item_id,
+    i.external_id,
+    i.title,
+    i.label_count,
+    i.done,
+    (SELECT {agg} FROM labels l WHERE l.item_id = i.id) AS human_labels,
+    a.agreed_label,
+    p.predicted_label,
+    p.confidence,
+    p.priority,
+    p.run_id AS prediction_run_id,
+    le.worker_id AS leased_to,
+    le.expires_at AS lease_expires_at
+FROM items i
+LEFT JOIN agreed_labels a ON a.item_id = i.id
+LEFT JOIN queue_state q ON q.id = 1
+LEFT JOIN predictions p ON p.run_id = q.current_run_id AND p.item_id = i.id
+LEFT JOIN leases le ON le.item_id = i.id
+"""
+
+_LABELLER_STATS = """
+CREATE VIEW labeller_stats AS
+SELECT
+    worker_id,
+    COUNT(*) AS labels,
+    COUNT(DISTINCT item_id) AS items,
+    MIN(created_at) AS first_label_at,
+    MAX(created_at) AS last_label_at,
+    ROUND(CAST({per_hour} AS NUMERIC), 1) AS labels_per_hour,
+    ROUND(CAST(AVG(seconds_spent) AS NUMERIC), 1) AS avg_seconds_per_label
+FROM labels
+WHERE handout_reason IS NULL OR handout_reason <> 'import'
+GROUP BY worker_id
+"""
+
+_DIALECT = {
+    "postgresql": {
+        "agg": "string_agg(l.worker_id || ': ' || l.label, '; ' ORDER BY l.id)",
+        "per_hour": "COUNT(*) * 3600.0 / GREATEST(EXTRACT(EPOCH FROM MAX(created_at) - MIN(created_at)), 60)",
+    },
+    "sqlite": {
+        "agg": "group_concat(l.worker_id || ': ' || l.label, '; ')",
+        "per_hour": "COUNT(*) * 3600.0 / MAX((julianday(MAX(created_at)) - julianday(MIN(created_at))) * 86400.0, 60)",
+    },
+}
+
+VIEW_NAMES = ["item_status", "labeller_stats", "agreed_labels"]  # drop order
+
+
+def _create_view_sql(dialect: str) -> list[str]:
+    d = _DIALECT["postgresql" if dialect == "postgresql" else "sqlite"]
+    return [
+        AGREED_LABELS,
+        _ITEM_STATUS.format(agg=d["agg"]),
+        _LABELLER_STATS.format(per_hour=d["per_hour"]),
+    ]
+
+
+def _drop_view_sql() -> list[str]:
+    return [f"DROP VIEW IF EXISTS {name}" for name in VIEW_NAMES]

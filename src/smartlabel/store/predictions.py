@@ -1,0 +1,119 @@
+"""A model's output per run (`predictions`): written in bulk before the run is switched on,
+pruned to the newest runs, compared between runs (how much the model still changes its mind)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Sequence
+
+from sqlalchemy import insert as _insert
+from sqlalchemy.engine import Connection, Engine
+
+from smartlabel.db import is_postgres, predictions
+from smartlabel.store import chunks, reading, runs, sql, writing
+
+COLUMNS = ("run_id", "item_id", "predicted_label", "confidence", "second_label",
+           "second_confidence", "priority", "cluster")
+COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+COPY_ROWS = 100_000
+NEWEST_RUNS = sql("SELECT DISTINCT run_id FROM predictions ORDER BY run_id DESC LIMIT :k")
+DELETE_OTHER_RUNS = sql("DELETE FROM predictions WHERE run_id NOT IN :keep", "keep")
+# the current run's predicted labels over posts nobody has labelled
+DISTRIBUTION = sql("""
+    SELECT p.predicted_label, COUNT(*) FROM predictions p JOIN items i ON i.id = p.item_id
+    WHERE p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
+      AND i.label_count = 0 AND p.predicted_label IS NOT NULL
+    GROUP BY p.predicted_label ORDER BY COUNT(*) DESC, p.predicted_label""")
+# unlabelled posts both runs predicted, and how many of them changed predicted label
+CHANGED = sql("""
+    SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.predicted_label <> b.predicted_label THEN 1 ELSE 0 END), 0)
+    FROM predictions a JOIN predictions b ON b.item_id = a.item_id AND b.run_id = :old
+    JOIN items i ON i.id = a.item_id
+    WHERE a.run_id = :new AND i.label_count = 0
+      AND a.predicted_label IS NOT NULL AND b.predicted_label IS NOT NULL""")
+
+
+def write(engine: Engine, run_id: int, item_ids: Sequence[int], priorities: Sequence[float],
+          predicted_labels: Sequence[str] | None = None, confidences: Sequence[float] | None = None,
+          second_labels: Sequence[str] | None = None, second_confidences: Sequence[float] | None = None,
+          chunk: int = 5000, clusters: Sequence[int | None] | None = None) -> int:
+    """Write a run's predictions in bulk, before the run is made current.
+
+    `clusters` (optional, from `smartlabel.diversity.diversify`): the diversity group of
+    each post among the top candidates, None elsewhere.
+
+    PostgreSQL: COPY in one transaction (labellers read only the current run,
+    and take no lock this conflicts with). SQLite: short transactions of
+    `chunk` rows, so a labeller's hand-out waits for one chunk at most.
+    """
+    n = len(item_ids)
+    if len(priorities) != n:
+        raise ValueError("item_ids and priorities differ in length")
+    none = [None] * n
+    cols = [[run_id] * n, list(item_ids)] + [
+        list(c) if c is not None else none
+        for c in (predicted_labels, confidences, second_labels, second_confidences)
+    ] + [list(priorities), list(clusters) if clusters is not None else none]
+    rows = [tuple(_plain(v) for v in r) for r in zip(*cols)]  # numpy scalars become Python ones
+    if is_postgres(engine):
+        _copy(engine, rows)
+        return n
+    for batch in chunks(rows, chunk):
+        with engine.begin() as conn:
+            conn.execute(_insert(predictions), [dict(zip(COLUMNS, r)) for r in batch])
+    return n
+
+
+def _copy(engine: Engine, rows: list[tuple]) -> None:
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for batch in chunks(rows, COPY_ROWS):
+            buf = io.StringIO()
+            writer = csv.writer(buf)
+            for r in batch:
+                writer.writerow(["\\N" if v is None else _csv_value(v) for v in r])
+            buf.seek(0)
+            cur.copy_expert(COPY, buf)
+        raw.commit()
+    except Exception:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+
+
+def _csv_value(v):
+    if isinstance(v, float):  # numpy's float64 too, whose repr is "np.float64(...)"
+        return repr(float(v))
+    return v
+
+
+def prune(bind: Engine | Connection, keep_runs: int = 5) -> int:
+    """Delete predictions of all but the newest `keep_runs` runs (the current run is always kept)."""
+    with writing(bind) as conn:
+        current = runs.current_id(conn)
+        keep = [r for (r,) in conn.execute(NEWEST_RUNS, {"k": keep_runs})]
+        if current is not None and current not in keep:
+            keep.append(current)
+        if not keep:
+            return 0
+        return conn.execute(DELETE_OTHER_RUNS, {"keep": keep}).rowcount or 0
+
+
+def distribution(bind: Engine | Connection) -> dict[str, int]:
+    """The current run's predicted labels over posts nobody has labelled, commonest first."""
+    with reading(bind) as conn:
+        return {lab: int(n) for lab, n in conn.execute(DISTRIBUTION)}
+
+
+def changed(bind: Engine | Connection, old_run: int, new_run: int) -> tuple[int, int]:
+    """(unlabelled posts both runs predicted, how many changed predicted label)."""
+    with reading(bind) as conn:
+        n, changed_ = conn.execute(CHANGED, {"old": old_run, "new": new_run}).one()
+    return int(n), int(changed_)
