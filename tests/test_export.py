@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 from smartlabel.cli import app
 from smartlabel.db import make_engine
 from smartlabel.errors import SmartlabelError
-from smartlabel.export import NoModelError, autolabel, export, status_data
-from smartlabel.orchestrator import list_model_files
+from smartlabel.export import autolabel, export
+from smartlabel.modelstore import NoModelError
+from smartlabel.status import status_data
+from smartlabel import modelstore
 from smartlabel.store import runs as store_runs
 
 from test_orchestrator import orchestrator, rows, runs
@@ -48,8 +50,8 @@ def test_autolabel_scores_every_post_without_agreed_label(project):
     result = autolabel(p["settings"], progress=False)
     assert result.n_scored == 60 - 30  # 29 unlabelled posts + the tie
     run = runs(engine)[-1]
-    assert run["id"] == result.run_id and run["acquisition"] == "autolabel" and run["status"] == "ok"
-    assert run["model_path"] == str(list_model_files(p["models"])[-1]) and run["n_scored"] == 30
+    assert run["id"] == result.run_id and run["kind"] == "autolabel" and run["acquisition"] == "certainty" and run["status"] == "ok"
+    assert run["model_path"] == str(modelstore.files(p["models"])[-1]) and run["n_scored"] == 30
     assert run["cv_accuracy"] == pytest.approx(runs(engine)[0]["cv_accuracy"])
     preds = rows(engine, "SELECT * FROM predictions WHERE run_id = :r", r=result.run_id)
     labelled_ids = {r[0] for r in p["labelled"]}

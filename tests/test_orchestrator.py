@@ -21,13 +21,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from smartlabel.models import MODELS, make_model, text_vectorizer
-from smartlabel.orchestrator import (
-    MODEL_NAME,
-    Orchestrator,
-    evaluate,
-    list_model_files,
-    save_model_atomic,
-)
+from smartlabel import modelstore
+from smartlabel.modelstore import MODEL_NAME
+from smartlabel.orchestrator import Orchestrator, evaluate
 from smartlabel.queue import LabelQueue
 from smartlabel.store import runs as store_runs
 
@@ -83,7 +79,7 @@ def test_orchestrate_once_cli_trains_scores_and_changes_what_pop_returns(corpus,
     assert run["n_audit"] == 0 and run["audit_accuracy"] is None
     assert run["finished_at"] is not None and run["seconds_train"] >= 0
     # the model file: named after its CV score, loads, predicts text
-    (path,) = list_model_files(models)
+    (path,) = modelstore.files(models)
     assert run["model_path"] == str(path)
     m = MODEL_NAME.match(path.name)
     assert m and float(m.group(3)) == pytest.approx(run["cv_accuracy"], abs=5e-5)
@@ -153,7 +149,7 @@ def test_fewer_than_two_classes_is_a_skipped_run(corpus, engine_for, tmp_path):
     assert result.status == run["status"] == "skipped"
     assert "at least two classes" in run["message"] and "Advocacy x12" in run["message"]
     assert run["n_labels"] == 12 and run["n_classes"] == 1
-    assert list_model_files(tmp_path / "m") == [] and store_runs.current_id(engine) is None
+    assert modelstore.files(tmp_path / "m") == [] and store_runs.current_id(engine) is None
 
 
 def test_new_posts_are_vectorised_incrementally(corpus, engine_for, tmp_path, caplog):
@@ -187,7 +183,7 @@ def test_rare_classes_do_not_crash_cross_validation(corpus, engine_for, tmp_path
     result = orchestrator(url, tmp_path / "m").tick(force=True)
     run = runs(engine)[-1]
     assert result.status == "ok" and run["cv_accuracy"] is None and "no cross-validation" in run["message"]
-    (path,) = list_model_files(tmp_path / "m")
+    (path,) = modelstore.files(tmp_path / "m")
     assert path.name.endswith(" nan.pkl")
     # classes with fewer than 3 examples: 2-fold, every example predicted out of fold
     X, y = make_texts(10, classes=["Advocacy"], seed=1)
@@ -371,21 +367,21 @@ def test_model_files_are_kept_to_keep_models(corpus, engine_for, tmp_path):
     label_with_queue(url, truth, per_worker=4)
     orch = orchestrator(url, tmp_path / "m", keep_models=2)
     made = [orch.tick(force=True).model_path for _ in range(3)]
-    files = list_model_files(tmp_path / "m")
+    files = modelstore.files(tmp_path / "m")
     assert [str(p) for p in files] == made[1:]  # same-second names get a run suffix, order kept
     assert len({p.name for p in files}) == 2
     assert rows(engine, "SELECT COUNT(DISTINCT run_id) AS n FROM predictions")[0]["n"] == 3
 
 
-def test_save_model_atomic_never_leaves_a_partial_file(tmp_path):
+def test_modelstore_save_never_leaves_a_partial_file(tmp_path):
     class Unpicklable:
         def __reduce__(self):
             raise RuntimeError("cannot pickle this")
 
     with pytest.raises(RuntimeError):
-        save_model_atomic(Unpicklable(), tmp_path, 0.5)
+        modelstore.save(Unpicklable(), tmp_path, 0.5)
     assert list(tmp_path.iterdir()) == []
-    p = save_model_atomic({"a": 1}, tmp_path, 0.81234)
+    p = modelstore.save({"a": 1}, tmp_path, 0.81234)
     assert MODEL_NAME.match(p.name) and p.name.endswith(" 0.8123.pkl") and ":" not in p.name
     assert pickle.loads(p.read_bytes()) == {"a": 1}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from smartlabel.orchestrator import list_model_files
+from smartlabel import modelstore
 
 from test_orchestrator import cli_env, runs
 from text_corpus import label_with_queue, seed_corpus
@@ -83,7 +83,7 @@ def test_sigterm_during_a_run_stops_without_a_model_file_and_a_restart_resumes(l
     (run,) = runs(engine)
     assert run["status"] == "failed" and run["message"].startswith("stopped by a signal"), run
     assert run["finished_at"] is not None and run["model_path"] is None
-    assert list_model_files(models) == []
+    assert modelstore.files(models) == []
     assert [p.name for p in models.rglob("*.tmp")] == []
     assert [p for p in models.iterdir() if p.suffix == ".pkl"] == []
     with engine.connect() as conn:
@@ -94,7 +94,7 @@ def test_sigterm_during_a_run_stops_without_a_model_file_and_a_restart_resumes(l
     assert again.returncode == 0, again.stderr
     first, second = runs(engine)
     assert first["status"] == "failed" and second["status"] == "ok"
-    (path,) = list_model_files(models)
+    (path,) = modelstore.files(models)
     assert second["model_path"] == str(path) and path.name.endswith(f" {second['cv_accuracy']:.4f}.pkl")
 
 

@@ -233,7 +233,7 @@ def test_update_quality_flags_planted_flips_in_text(db_url, engine_for):
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
     from smartlabel.models import ActiveFeatures, make_model, split_pipeline
-    from smartlabel.orchestrator import fetch_texts, load_training_data
+    from smartlabel.store import items as store_items, labels as store_labels
 
     engine = engine_for(db_url)
     rng = np.random.default_rng(0)
@@ -252,9 +252,9 @@ def test_update_quality_flags_planted_flips_in_text(db_url, engine_for):
     # post 0 was also labelled by bob, agreeing with ann: two unanimous labellers are not second-guessed
     insert_labels(engine, [(ids[0], "bob", given[0])], reason="audit")
 
-    train_ids, y, _audit, _dropped = load_training_data(engine, LABEL_SET)
+    train_ids, y, _audit, _dropped = store_labels.training_set(engine, LABEL_SET)
     vectorizer, clf = split_pipeline(make_model("lr", labels=LABEL_SET))
-    X = vectorizer.fit_transform(list(fetch_texts(engine, train_ids)))
+    X = vectorizer.fit_transform(list(store_items.texts(engine, train_ids)))
     head = ActiveFeatures(clf)
     classes = np.unique(y)
     res = cross_validate(clone(head), X, y, cv=StratifiedKFold(n_splits=3, shuffle=True, random_state=0),

@@ -77,10 +77,10 @@ def test_sixteen_concurrent_pops_get_no_two_near_duplicates(db_url, engine_for):
         run = conn.execute(text("INSERT INTO model_runs (started_at, status) VALUES (CURRENT_TIMESTAMP, 'ok') "
                                 "RETURNING id")).scalar_one()
     prio = [10.0 - 0.01 * k for k in range(10)] + [5.0 - 0.01 * k for k in range(30)]
-    from smartlabel.orchestrator import fetch_texts
+    from smartlabel.store import items as store_items
 
     # the orchestrator's hook line: texts read from the database, only for the top_k
-    new, clusters = diversify(ids, prio, lambda some: fetch_texts(engine, some), top_k=40)
+    new, clusters = diversify(ids, prio, lambda some: store_items.texts(engine, some), top_k=40)
     store_predictions.write(engine, run, ids, new.tolist(), clusters=clusters)
     store_runs.set_current(engine, run)
     settings = load_settings(database_url=db_url, shuffle_prop=0.0, audit_share=0.0, review_share=0.0)

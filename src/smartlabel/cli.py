@@ -117,11 +117,11 @@ def agreement_cmd(
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
 ):
     """Print how much labellers agree, computed from the labels now (overall, per label, per pair)."""
-    from smartlabel.quality import agreement_rows, _label_rows
+    from smartlabel.quality import agreement_rows
+    from smartlabel.store import labels as store_labels
 
     engine = _migrated_engine(database_url)
-    with engine.connect() as conn:
-        rows = agreement_rows(_label_rows(conn))
+    rows = agreement_rows(store_labels.rows(engine))
     if not rows or not rows[0]["n_items"]:
         typer.echo("No post has two labels yet: agreement needs OVERLAP above 1 or AUDIT_SHARE audits.")
         return
@@ -243,7 +243,7 @@ def status_cmd(
 ):
     """Counts (posts, labelled, leased), labels per class, the latest model runs and their scores."""
     from smartlabel.db import check_connection, make_engine
-    from smartlabel.export import print_status
+    from smartlabel.status import print_status
 
     settings = _settings()
     engine = make_engine(database_url or settings.database_url)

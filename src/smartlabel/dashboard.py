@@ -35,10 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from smartlabel.db import make_engine
+from smartlabel.store import labels as store_labels
+from smartlabel.store import predictions, reports
+from smartlabel.store import runs as store_runs
+from smartlabel.store import quality as store_quality
 
 WINDOW = 3
 STABLE_SHARE = 0.01
@@ -50,47 +53,20 @@ EXTRA_LABELS = (50, 100, 250, 500, 1000, 2500)
 
 
 def learning_curve(engine: Engine) -> list[dict]:
-    """Orchestrator runs with status 'ok' that have a label count (not auto-label runs), fewest labels first."""
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            """SELECT id AS run_id, finished_at, n_labels, cv_accuracy, cv_macro_f1, audit_accuracy, n_audit,
-                      model_kind
-               FROM model_runs WHERE status = 'ok' AND n_labels IS NOT NULL
-                 AND COALESCE(acquisition, '') <> 'autolabel'
-               ORDER BY n_labels, id""")).mappings()
-        return [dict(r) for r in rows]
+    """Training runs with status 'ok' that have a label count, fewest labels first."""
+    return store_runs.learning_curve(engine)
 
 
 def labels_per_class(engine: Engine, labels: Sequence[str] = ()) -> dict[str, dict[str, int]]:
     """Per label: every label given (`labels`) and posts whose agreed label it is (`agreed`)."""
-    out = {lab: {"labels": 0, "agreed": 0} for lab in labels}
-    with engine.connect() as conn:
-        for lab, n in conn.execute(text("SELECT label, COUNT(*) FROM labels GROUP BY label")):
-            out.setdefault(lab, {"labels": 0, "agreed": 0})["labels"] = int(n)
-        for lab, n in conn.execute(text("SELECT agreed_label, COUNT(*) FROM agreed_labels GROUP BY agreed_label")):
-            out.setdefault(lab, {"labels": 0, "agreed": 0})["agreed"] = int(n)
-    return out
-
-
-def predicted_distribution(engine: Engine) -> dict[str, int]:
-    """The current run's predicted labels over posts nobody has labelled."""
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            """SELECT p.predicted_label, COUNT(*) FROM predictions p JOIN items i ON i.id = p.item_id
-               WHERE p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1)
-                 AND i.label_count = 0 AND p.predicted_label IS NOT NULL
-               GROUP BY p.predicted_label ORDER BY COUNT(*) DESC, p.predicted_label"""))
-        return {lab: int(n) for lab, n in rows}
+    return store_labels.per_class(engine, labels)
 
 
 def labellers(engine: Engine) -> list[dict]:
     """Per labeller (imported labels left out): labels, items, speed, and agreement with others."""
     from smartlabel.quality import latest_agreement
 
-    with engine.connect() as conn:
-        stats = [dict(r) for r in conn.execute(text(
-            "SELECT worker_id, labels, items, labels_per_hour, avg_seconds_per_label, last_label_at "
-            "FROM labeller_stats ORDER BY labels DESC, worker_id")).mappings()]
+    stats = store_labels.labeller_stats(engine)
     agree = {r["worker_a"]: r for r in latest_agreement(engine)
              if r["scope"] == "worker" and r["metric"] == "agreement_with_others"}
     for s in stats:
@@ -104,59 +80,18 @@ def labellers(engine: Engine) -> list[dict]:
     return stats
 
 
-def suspects(engine: Engine, limit: int = 10) -> dict:
-    """The newest quality pass: counts, and its most suspect posts (reviewed or not)."""
-    with engine.connect() as conn:
-        run = conn.execute(text("SELECT MAX(run_id) FROM quality_runs")).scalar()
-        if run is None:
-            return {"run_id": None, "model": 0, "tie": 0, "reviewed": 0, "top": []}
-        counts = dict(conn.execute(text(
-            "SELECT kind, COUNT(*) FROM suspect_labels WHERE run_id = :r GROUP BY kind"), {"r": run}).all())
-        reviewed = conn.execute(text(
-            """SELECT COUNT(DISTINCT s.item_id) FROM suspect_labels s JOIN labels l ON l.item_id = s.item_id
-               WHERE s.run_id = :r AND l.handout_reason = 'review'"""), {"r": run}).scalar_one()
-        top = [dict(r) for r in conn.execute(text(
-            """SELECT s.item_id, i.title, s.kind, s.given_label, s.suggested_label, s.score
-               FROM suspect_labels s JOIN items i ON i.id = s.item_id
-               WHERE s.run_id = :r ORDER BY s.score DESC, s.item_id LIMIT :n"""), {"r": run, "n": limit}).mappings()]
-    return {"run_id": run, "model": int(counts.get("model", 0)), "tie": int(counts.get("tie", 0)),
-            "reviewed": int(reviewed), "top": top}
-
-
-def pool_counts(engine: Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        total, labelled, done = conn.execute(text(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN label_count > 0 THEN 1 ELSE 0 END), 0), "
-            "COALESCE(SUM(CASE WHEN done THEN 1 ELSE 0 END), 0) FROM items")).one()
-        n_labels = conn.execute(text("SELECT COUNT(*) FROM labels")).scalar_one()
-        current = conn.execute(text("SELECT current_run_id FROM queue_state WHERE id = 1")).scalar()
-    return {"items": int(total), "labelled": int(labelled), "unlabelled": int(total) - int(labelled),
-            "done": int(done), "labels": int(n_labels), "current_run": current}
-
-
 def prediction_churn(engine: Engine, window: int = WINDOW) -> dict | None:
     """Share of unlabelled posts whose predicted label differs between the current run and the
     stored run `window` runs before it (or the oldest stored one, then `window_used` says so).
     None without a current run or an earlier stored run."""
-    with engine.connect() as conn:
-        current = conn.execute(text("SELECT current_run_id FROM queue_state WHERE id = 1")).scalar()
-        if current is None:
-            return None
-        earlier = [r for (r,) in conn.execute(text(
-            """SELECT r.id FROM model_runs r WHERE r.id < :c AND COALESCE(r.acquisition, '') <> 'autolabel'
-                 AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
-               ORDER BY r.id DESC"""), {"c": current})]
-        if not earlier:
-            return None
-        old = earlier[min(window, len(earlier)) - 1]
-        n, changed = conn.execute(text(
-            """SELECT COUNT(*), COALESCE(SUM(CASE WHEN a.predicted_label <> b.predicted_label THEN 1 ELSE 0 END), 0)
-               FROM predictions a JOIN predictions b ON b.item_id = a.item_id AND b.run_id = :old
-               JOIN items i ON i.id = a.item_id
-               WHERE a.run_id = :new AND i.label_count = 0
-                 AND a.predicted_label IS NOT NULL AND b.predicted_label IS NOT NULL"""),
-            {"old": old, "new": current}).one()
-    n, changed = int(n), int(changed)
+    current = store_runs.current_id(engine)
+    if current is None:
+        return None
+    earlier = store_runs.earlier_with_predictions(engine, current)
+    if not earlier:
+        return None
+    old = earlier[min(window, len(earlier)) - 1]
+    n, changed = predictions.changed(engine, old, current)
     return {"old_run": old, "new_run": current, "window_used": min(window, len(earlier)), "n": n,
             "changed": changed, "share": changed / n if n else None}
 
@@ -237,7 +172,7 @@ class Suggestion:
 def stopping_suggestion(engine: Engine, runs: list[dict] | None = None, pool: dict | None = None) -> Suggestion:
     """Whether labelling could stop, by the rule in this module's docstring, with its reason."""
     runs = learning_curve(engine) if runs is None else runs
-    pool = pool_counts(engine) if pool is None else pool
+    pool = reports.pool(engine) if pool is None else pool
     curve_runs = [r for r in runs if r["cv_accuracy"] is not None]
     fit, note = fit_learning_curve([(r["n_labels"], r["cv_accuracy"]) for r in curve_runs])
     churn = prediction_churn(engine)
@@ -307,17 +242,17 @@ def dashboard_data(engine: Engine | str, labels: Sequence[str] | None = None) ->
         from smartlabel.settings import load_settings
 
         labels = load_settings().labels
-    runs = learning_curve(engine)
-    pool = pool_counts(engine)
+    curve_runs = learning_curve(engine)
+    pool = reports.pool(engine)
     return {
         "pool": pool,
-        "runs": runs,
+        "runs": curve_runs,
         "labels_per_class": labels_per_class(engine, labels),
-        "predicted": predicted_distribution(engine),
+        "predicted": predictions.distribution(engine),
         "labellers": labellers(engine),
         "agreement": latest_agreement(engine),
-        "suspects": suspects(engine),
-        "suggestion": stopping_suggestion(engine, runs, pool),
+        "suspects": store_quality.suspects_summary(engine),
+        "suggestion": stopping_suggestion(engine, curve_runs, pool),
     }
 
 

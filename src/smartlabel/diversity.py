@@ -21,11 +21,11 @@ Each candidate's group (the item id of its leader) goes to `predictions.cluster`
 posts outside the top_k get None. The TF-IDF is fitted on the candidates alone
 (about 0.1 s for 1,000 posts), so it works whatever model the run trained.
 
-Hook (orchestrator, before `write_predictions`):
+Hook (orchestrator, before `store.predictions.write`):
 
-    priorities, clusters = diversify(open_ids, priorities, lambda ids: fetch_texts(engine, ids),
+    priorities, clusters = diversify(open_ids, priorities, lambda ids: store_items.texts(engine, ids),
                                      top_k=settings.diversity_top_k)
-    write_predictions(engine, run_id, open_ids, priorities, ..., clusters=clusters)
+    predictions.write(engine, run_id, open_ids, priorities, ..., clusters=clusters)
 """
 
 from __future__ import annotations

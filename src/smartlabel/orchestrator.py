@@ -20,9 +20,9 @@ RETRAIN_EVERY_N_LABELS labels arrived since the last run (or `force`), it runs:
 5. the model is fitted on all agreed labels and scores every open post (not done)
    in batches of SCORE_BATCH_SIZE (progress in the log); priorities from ACQUISITION
    (higher = handed out first);
-6. predictions go into the new run in bulk (`queue.write_predictions`); the
+6. predictions go into the new run in bulk (`store.predictions.write`); the
    model file `MODELS_DIR/<timestamp> <cv score>.pkl` is written atomically
-   (temporary file + os.replace); then `queue.set_current_run` switches the
+   (temporary file + os.replace); then `store.runs.set_current` switches the
    queue to it in one statement; old predictions and model files are pruned;
 7. the row is marked `ok` with its scores; one log line sums the run up.
 
@@ -38,24 +38,22 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import re
 import signal
 import time
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
-from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
-from smartlabel import acquisition
-from smartlabel.db import describe_db_error, make_engine, model_runs, utcnow
-from smartlabel.db import labels as labels_table
+from smartlabel import acquisition, modelstore
+from smartlabel.db import describe_db_error, make_engine, utcnow
 from smartlabel.errors import SmartlabelError
+from smartlabel.store import items as store_items
+from smartlabel.store import labels as store_labels
+from smartlabel.store import predictions, runs
 from smartlabel.models import ActiveFeatures, FeatureCache, join_pipeline, make_model, split_pipeline
 
 log = logging.getLogger("smartlabel.orchestrator")
@@ -63,8 +61,6 @@ log = logging.getLogger("smartlabel.orchestrator")
 AUDIT_MIN = 20  # random hand-outs needed before the audit accuracy is reported
 KEEP_PREDICTION_RUNS = 5
 MAX_BACKOFF_STEPS = 5  # failed runs retry after interval * 2**k, k <= this
-MODEL_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)(-r\d+)? (\S+)\.pkl$")
-TEXT_CHUNK = 1000  # ids per SELECT ... WHERE id IN (...)
 
 
 class StopRequested(Exception):
@@ -78,121 +74,6 @@ class RunResult:
     message: str = ""
     scores: dict = field(default_factory=dict)
     model_path: str | None = None
-
-
-# --- helpers shared with autolabel/export ---------------------------------------------
-
-
-def model_input(title: str | None, clean_selftext: str | None) -> str:
-    """`title + " " + clean_selftext`, the article's model input (text.model_input when present)."""
-    try:
-        from smartlabel.text import model_input as _mi
-    except ImportError:  # pragma: no cover - text.py landed with the importer
-        return f"{title or ''} {clean_selftext or ''}"
-    return _mi(title, clean_selftext)
-
-
-def fetch_texts(engine: Engine, ids: Sequence[int]) -> Iterator[str]:
-    """Model input of these posts, in the order given (reads TEXT_CHUNK posts per query)."""
-    ids = [int(i) for i in ids]
-    for start in range(0, len(ids), TEXT_CHUNK):
-        chunk = ids[start:start + TEXT_CHUNK]
-        params = {f"i{k}": v for k, v in enumerate(chunk)}
-        sql = f"SELECT id, title, clean_selftext FROM items WHERE id IN ({', '.join(':' + p for p in params)})"
-        with engine.connect() as conn:
-            found = {r.id: model_input(r.title, r.clean_selftext) for r in conn.execute(text(sql), params)}
-        for i in chunk:
-            if i not in found:
-                raise SmartlabelError(f"post {i} disappeared while the model was being trained; it will retry")
-            yield found[i]
-
-
-def model_timestamp(now: datetime | None = None) -> str:
-    """UTC time safe in a file name on every OS: 2026-11-25T14-05-00Z."""
-    now = now or datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H-%M-%SZ")
-
-
-def format_score(score: float | None) -> str:
-    return "nan" if score is None or not np.isfinite(score) else f"{score:.4f}"
-
-
-def list_model_files(models_dir: str | os.PathLike) -> list[Path]:
-    """Model files `<timestamp> <cv score>.pkl`, oldest first."""
-    d = Path(models_dir)
-    if not d.is_dir():
-        return []
-    files = [p for p in d.iterdir() if p.is_file() and MODEL_NAME.match(p.name)]
-
-    def key(p: Path):
-        m = MODEL_NAME.match(p.name)
-        suffix = int(m.group(2)[2:]) if m.group(2) else 0
-        return (m.group(1), suffix, p.stat().st_mtime)
-
-    return sorted(files, key=key)
-
-
-def save_model_atomic(model, models_dir: str | os.PathLike, score: float | None,
-                      run_id: int | None = None, now: datetime | None = None) -> Path:
-    """Pickle `model` as `<timestamp> <score>.pkl`: temporary file, fsync, then rename."""
-    d = Path(models_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    stamp = model_timestamp(now)
-    final = d / f"{stamp} {format_score(score)}.pkl"
-    if any(p.name.startswith(stamp) for p in d.iterdir() if MODEL_NAME.match(p.name)):
-        final = d / f"{stamp}-r{run_id or os.getpid()} {format_score(score)}.pkl"
-    tmp = d / f".{final.stem}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return final
-
-
-def prune_model_files(models_dir: str | os.PathLike, keep: int) -> list[Path]:
-    files = list_model_files(models_dir)
-    gone = files[:-keep] if keep > 0 else []
-    for p in gone:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-    return gone
-
-
-def remove_stale_tmp_files(models_dir: str | os.PathLike) -> int:
-    """Temporary files a killed process left behind (never a finished model)."""
-    d = Path(models_dir)
-    n = 0
-    for sub in (d, d / ".cache"):
-        if sub.is_dir():
-            for p in sub.glob(".*.tmp"):
-                p.unlink(missing_ok=True)
-                n += 1
-    return n
-
-
-def load_training_data(engine: Engine, labels: Sequence[str]):
-    """(item ids, agreed labels, audit mask, dropped) for posts with an agreed label in `labels`."""
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT a.item_id, a.agreed_label FROM agreed_labels a ORDER BY a.item_id"
-        )).all()
-        audit = {r[0] for r in conn.execute(text(
-            "SELECT DISTINCT item_id FROM labels WHERE handout_reason = 'random'"
-        ))}
-    allowed = set(labels)
-    kept = [(int(i), lab) for i, lab in rows if lab in allowed]
-    dropped = len(rows) - len(kept)
-    ids = np.array([i for i, _ in kept], dtype=np.int64)
-    y = np.array([lab for _, lab in kept], dtype=object)
-    mask = np.array([i in audit for i in ids], dtype=bool)
-    return ids, y, mask, dropped
 
 
 def evaluate(head, X, y, audit_mask, random_state: int = 0) -> dict:
@@ -296,7 +177,7 @@ class Orchestrator:
 
     def run_forever(self, *, once: bool = False, force: bool = False) -> RunResult | None:
         """Check, maybe retrain, wait; until stopped (or after one check with `once`)."""
-        removed = remove_stale_tmp_files(self.models_dir)
+        removed = modelstore.remove_temporary(self.models_dir)
         if removed:
             log.info("removed %d temporary file(s) a stopped run left in %s", removed, self.models_dir)
         interval = float(self.settings.retrain_interval_seconds)
@@ -353,12 +234,7 @@ class Orchestrator:
                 del self._unfinished[run_id]
                 log.info("recorded run %d as %s now that the database answers", run_id, status)
         if not self._recovered:
-            with self.engine.begin() as conn:
-                n = conn.execute(
-                    update(model_runs).where(model_runs.c.status == "running")
-                    .values(status="failed", finished_at=utcnow(),
-                            message="interrupted: the orchestrator stopped before this run finished")
-                ).rowcount
+            n = runs.mark_interrupted(self.engine)
             if n:
                 log.info("marked %d run(s) left running by a previous orchestrator as failed", n)
             self._recovered = True
@@ -367,23 +243,11 @@ class Orchestrator:
         """Is a retrain due? (decision, reason)"""
         need = int(self.settings.retrain_every_n_labels)
         with self.engine.connect() as conn:
-            base = conn.execute(
-                select(model_runs.c.id, model_runs.c.started_at)
-                .where(model_runs.c.status.in_(("ok", "skipped")))
-                .where((model_runs.c.acquisition != "autolabel") | model_runs.c.acquisition.is_(None))
-                .order_by(model_runs.c.id.desc()).limit(1)
-            ).first()
-            q = select(func.count()).select_from(labels_table)
-            if base is not None:
-                q = q.where(labels_table.c.created_at > base.started_at)
-            n_new = int(conn.execute(q).scalar_one())
-            failures = conn.execute(
-                select(model_runs.c.finished_at).where(model_runs.c.status == "failed")
-                .where(model_runs.c.id > (base.id if base else 0))
-                .where((model_runs.c.acquisition != "autolabel") | model_runs.c.acquisition.is_(None))
-                .order_by(model_runs.c.id.desc())
-            ).all()
-        since = f"since run {base.id}" if base else "so far"
+            base = runs.last_base(conn)
+            base_id, base_started = base if base is not None else (0, None)
+            n_new = store_labels.count(conn, since=base_started)
+            failures = runs.failures_since(conn, base_id)
+        since = f"since run {base_id}" if base else "so far"
         if force:
             return True, f"forced ({n_new} new labels {since})"
         if n_new < need:
@@ -391,7 +255,7 @@ class Orchestrator:
         if failures and not self._fresh:
             k = min(len(failures), MAX_BACKOFF_STEPS)
             wait = float(self.settings.retrain_interval_seconds) * 2 ** k
-            last = failures[0].finished_at
+            last = failures[0]
             if last is not None and utcnow() < last + timedelta(seconds=wait):
                 return False, f"{len(failures)} failed run(s) in a row: next try {wait:g} s after the last"
         return True, f"{n_new} new labels {since}"
@@ -401,11 +265,7 @@ class Orchestrator:
     def retrain(self) -> RunResult:
         s = self.settings
         try:
-            with self.engine.begin() as conn:
-                run_id = conn.execute(
-                    insert(model_runs).values(started_at=utcnow(), status="running", model_kind=s.model,
-                                              acquisition=s.acquisition).returning(model_runs.c.id)
-                ).scalar_one()
+            run_id = runs.start(self.engine, model_kind=s.model, acquisition=s.acquisition)
         except Exception as exc:
             msg = self._describe(exc)
             log.error("run not started: %s", msg)
@@ -439,18 +299,10 @@ class Orchestrator:
             self._caches[key] = FeatureCache.for_model(model, self.models_dir)
         return self._caches[key]
 
-    def _pool(self):
-        with self.engine.connect() as conn:
-            rows = conn.execute(text("SELECT id, content_hash, done FROM items ORDER BY id")).all()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        hashes = [r[1] for r in rows]
-        open_ids = np.array([r[0] for r in rows if not r[2]], dtype=np.int64)
-        return ids, hashes, open_ids
-
     def _train_and_score(self, run_id: int) -> RunResult:
         s = self.settings
         t0 = time.monotonic()
-        ids, y, audit_mask, dropped = load_training_data(self.engine, s.labels)
+        ids, y, audit_mask, dropped = store_labels.training_set(self.engine, s.labels)
         classes, counts = np.unique(y, return_counts=True)
         n_labels = len(y)
         if len(classes) < 2:
@@ -463,15 +315,15 @@ class Orchestrator:
         self._check_stop()
         model = make_model(s.model, labels=s.labels, class_weight=s.class_weight, random_state=0)
         cache = self._cache_for(model)
-        pool_ids, hashes, open_ids = self._pool()
+        pool_ids, hashes, open_ids = store_items.pool(self.engine)
         if cache is not None:
-            stats = cache.sync(pool_ids, hashes, lambda some: fetch_texts(self.engine, some))
+            stats = cache.sync(pool_ids, hashes, lambda some: store_items.texts(self.engine, some))
             log.info("run %d %s", run_id, stats)
             head = ActiveFeatures(split_pipeline(model)[1])
             X = cache.rows(ids)
         else:  # a model without a separable vectoriser reads text every run
             head = model
-            X = np.array(list(fetch_texts(self.engine, ids)), dtype=object)
+            X = np.array(list(store_items.texts(self.engine, ids)), dtype=object)
         self._check_stop()
         scores = evaluate(head, X, y, audit_mask, random_state=0)
         self._check_stop()
@@ -494,7 +346,7 @@ class Orchestrator:
             for start in range(0, len(open_ids), batch):
                 self._check_stop()
                 chunk = open_ids[start:start + batch]
-                feats = cache.rows(chunk) if cache is not None else list(fetch_texts(self.engine, chunk))
+                feats = cache.rows(chunk) if cache is not None else list(store_items.texts(self.engine, chunk))
                 proba = fitted.predict_proba(feats)
                 pri.append(acquisition.priorities(s.acquisition, proba, rng=rng))
                 a, b, c, d = acquisition.top_two(proba, fitted.classes_)
@@ -507,13 +359,12 @@ class Orchestrator:
         label2, conf2 = cat(l2, object), cat(p2, float)
         self._check_stop()
         from smartlabel.diversity import diversify
-        from smartlabel.queue import prune_predictions, set_current_run, write_predictions
 
         # near-duplicates among the top candidates are spread apart, so concurrent labellers
         # do not all get copies of the same uncertain post
-        priorities, clusters = diversify(open_ids.tolist(), priorities, lambda some: fetch_texts(self.engine, some),
+        priorities, clusters = diversify(open_ids.tolist(), priorities, lambda some: store_items.texts(self.engine, some),
                                          top_k=int(s.diversity_top_k))
-        write_predictions(self.engine, run_id, open_ids.tolist(), np.asarray(priorities, dtype=float).tolist(),
+        predictions.write(self.engine, run_id, open_ids.tolist(), np.asarray(priorities, dtype=float).tolist(),
                           predicted_labels=label1.tolist(), confidences=conf1.tolist(),
                           second_labels=label2.tolist(), second_confidences=conf2.tolist(), clusters=clusters)
         seconds_score = time.monotonic() - t1
@@ -523,7 +374,7 @@ class Orchestrator:
         full.smartlabel_meta_ = {"run_id": run_id, "model_kind": s.model, "classes": list(map(str, fitted.classes_)),
                                  "n_labels": n_labels, "cv_accuracy": scores["cv_accuracy"],
                                  "trained_at": utcnow().isoformat()}
-        path = save_model_atomic(full, self.models_dir, scores["cv_accuracy"], run_id=run_id)
+        path = modelstore.save(full, self.models_dir, scores["cv_accuracy"], run_id=run_id)
         # From here on the run completes even if a signal arrives: each step is short.
         note = [f"cv {scores['cv_folds']}-fold" if scores["cv_folds"] else scores.get("note", "")]
         if dropped:
@@ -538,7 +389,7 @@ class Orchestrator:
             seconds_score=round(seconds_score, 3),
         )
         # switched on only once the run's row is complete, so the page never shows a half-told run
-        set_current_run(self.engine, run_id)
+        runs.set_current(self.engine, run_id)
         try:  # agreement and suspect labels: a failure here never fails the run
             from smartlabel.quality import update_quality
 
@@ -546,14 +397,14 @@ class Orchestrator:
             log.info("run %d quality: %s", run_id, report.summary())
         except Exception as exc:
             log.warning("run %d: quality pass failed: %s", run_id, self._describe(exc))
-        pruned = prune_predictions(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
-        gone = prune_model_files(self.models_dir, int(s.keep_models))
-        audit = (f"audit {format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"
+        pruned = predictions.prune(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
+        gone = modelstore.prune(self.models_dir, int(s.keep_models))
+        audit = (f"audit {modelstore.format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"
                  if scores["audit_accuracy"] is not None else f"audit n/a ({scores['n_audit']} random)")
         log.info(
             "run %d ok: %s on %d labels, %d classes: cv accuracy %s, macro-F1 %s, %s; scored %d open posts; "
             "model %s; train %.1f s, score %.1f s%s", run_id, s.model, n_labels, len(classes),
-            format_score(scores["cv_accuracy"]), format_score(scores["cv_macro_f1"]), audit, len(open_ids),
+            modelstore.format_score(scores["cv_accuracy"]), modelstore.format_score(scores["cv_macro_f1"]), audit, len(open_ids),
             path, seconds_train, seconds_score,
             f"; pruned {pruned} old predictions, {len(gone)} model files" if pruned or gone else "",
         )
@@ -561,9 +412,7 @@ class Orchestrator:
 
     def _finish(self, run_id: int, status: str, message: str, *, quiet: bool = False, **values) -> bool:
         try:
-            with self.engine.begin() as conn:
-                conn.execute(update(model_runs).where(model_runs.c.id == run_id).values(
-                    status=status, message=message[:2000] if message else None, finished_at=utcnow(), **values))
+            runs.finish(self.engine, run_id, status, message, **values)
             return True
         except Exception as exc:
             # the database is away: store it later (the loop retries in _recover)

@@ -66,11 +66,12 @@ from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Sequence
 
 import numpy as np
-from sqlalchemy import delete, insert, select, text
 from sqlalchemy.engine import Engine
 
-from smartlabel.db import agreement, immediate, make_engine, quality_runs, suspect_labels, utcnow
+from smartlabel.db import make_engine, utcnow
 from smartlabel.errors import QualityInputError
+from smartlabel.store import labels as store_labels
+from smartlabel.store import quality as store_quality
 
 TIE_SCORE = 1.0
 MIN_CLASS_COUNT = 5
@@ -290,10 +291,6 @@ def out_of_fold_proba(estimator, X, y, *, cv: int = 3, random_state: int = 0):
 # --- reading the labels ---------------------------------------------------------------
 
 
-def _label_rows(conn) -> list[tuple[int, str, str]]:
-    return [tuple(r) for r in conn.execute(text("SELECT item_id, worker_id, label FROM labels ORDER BY id"))]
-
-
 def _votes(label_rows) -> dict[int, Counter]:
     per_item: dict[int, dict[str, str]] = defaultdict(dict)
     for item_id, worker, label in label_rows:
@@ -341,8 +338,7 @@ def update_quality(engine: Engine | str, run_id: int, oof_proba=None, classes: S
     engine = make_engine(engine)
     if oof_proba is not None and (classes is None or item_ids is None or y is None):
         raise QualityInputError("oof_proba needs classes, item_ids and y with it")
-    with engine.connect() as conn:
-        rows = _label_rows(conn)
+    rows = store_labels.rows(engine)
     agree = agreement_rows(rows)
     votes = _votes(rows)
     ties = sorted(i for i, v in votes.items() if sum(v.values()) >= 2 and _majority(v) is None)
@@ -376,47 +372,23 @@ def update_quality(engine: Engine | str, run_id: int, oof_proba=None, classes: S
          "given_confidence": None, "suggested_confidence": None, "score": TIE_SCORE}
         for i in ties if i not in flagged
     ]
-    with immediate(engine) as conn:
-        for table in (suspect_labels, agreement, quality_runs):
-            conn.execute(delete(table).where(table.c.run_id == int(run_id)))
-        conn.execute(insert(quality_runs), [{
-            "run_id": int(run_id), "computed_at": now, "n_labels": len(rows), "n_items_multi": n_multi,
-            "alpha": alpha, "n_checked": n_checked, "n_suspects": len(suspects), "n_ties": len(ties),
-            "thresholds": thresholds or None,
-        }])
-        if agree:
-            conn.execute(insert(agreement), [{**r, "run_id": int(run_id), "computed_at": now} for r in agree])
-        for start in range(0, len(suspect_rows), 5000):
-            conn.execute(insert(suspect_labels), suspect_rows[start:start + 5000])
-        old = [r for (r,) in conn.execute(
-            select(quality_runs.c.run_id).order_by(quality_runs.c.run_id.desc()).offset(keep_runs))]
-        if old:
-            for table in (suspect_labels, agreement, quality_runs):
-                conn.execute(delete(table).where(table.c.run_id.in_(old)))
+    store_quality.save(engine, int(run_id), {
+        "computed_at": now, "n_labels": len(rows), "n_items_multi": n_multi, "alpha": alpha,
+        "n_checked": n_checked, "n_suspects": len(suspects), "n_ties": len(ties), "thresholds": thresholds or None,
+    }, agree, suspect_rows, keep_runs=keep_runs)
     return report
 
 
 # --- reading it back ------------------------------------------------------------------
 
 
-def latest_quality_run(engine: Engine | str) -> int | None:
-    engine = make_engine(engine)
-    with engine.connect() as conn:
-        return conn.execute(text("SELECT MAX(run_id) FROM quality_runs")).scalar()
-
-
 def latest_agreement(engine: Engine | str) -> list[dict]:
     """The newest stored agreement rows; computed from `labels` now when none are stored."""
     engine = make_engine(engine)
-    run = latest_quality_run(engine)
-    with engine.connect() as conn:
-        if run is None:
-            return agreement_rows(_label_rows(conn))
-        result = conn.execute(
-            select(agreement.c.scope, agreement.c.label, agreement.c.worker_a, agreement.c.worker_b,
-                   agreement.c.metric, agreement.c.value, agreement.c.n_items)
-            .where(agreement.c.run_id == run).order_by(agreement.c.id))
-        return [dict(r._mapping) for r in result]
+    run = store_quality.latest_run(engine)
+    if run is None:
+        return agreement_rows(store_labels.rows(engine))
+    return store_quality.agreement_of(engine, run)
 
 
 def item_quality(engine: Engine | str, item_ids: Sequence[int] | None = None) -> dict[int, dict]:
@@ -428,24 +400,15 @@ def item_quality(engine: Engine | str, item_ids: Sequence[int] | None = None) ->
     suggested_label, suspect_score.
     """
     engine = make_engine(engine)
-    run = latest_quality_run(engine)
+    run = store_quality.latest_run(engine)
     wanted = None if item_ids is None else {int(i) for i in item_ids}
-    # a batch of ids (export streams in id order) reads only its id range
-    where = "" if not wanted else " WHERE item_id BETWEEN :lo AND :hi"
-    span = {} if not wanted else {"lo": min(wanted), "hi": max(wanted)}
     if wanted is not None and not wanted:
         return {}
-    with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(
-            text(f"SELECT item_id, worker_id, label FROM labels{where} ORDER BY id"), span)]
-        reviews = dict(conn.execute(text(
-            "SELECT item_id, COUNT(*) FROM labels WHERE handout_reason = 'review'"
-            + (" AND item_id BETWEEN :lo AND :hi" if wanted else "") + " GROUP BY item_id"), span).all())
-        stmt = select(suspect_labels.c.item_id, suspect_labels.c.kind, suspect_labels.c.suggested_label,
-                      suspect_labels.c.score).where(suspect_labels.c.run_id == run)
-        if wanted:
-            stmt = stmt.where(suspect_labels.c.item_id.between(span["lo"], span["hi"]))
-        flagged = {} if run is None else {r.item_id: r for r in conn.execute(stmt)}
+    # a batch of ids (export streams in id order) reads only its id range
+    lo, hi = (min(wanted), max(wanted)) if wanted else (None, None)
+    rows = store_labels.rows(engine, lo, hi)
+    reviews = store_labels.review_counts(engine, lo, hi)
+    flagged = {} if run is None else store_quality.flagged(engine, run, lo, hi)
     if wanted is not None:
         rows = [r for r in rows if r[0] in wanted]
         flagged = {i: r for i, r in flagged.items() if i in wanted}

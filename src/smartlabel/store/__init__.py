@@ -34,12 +34,13 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection, Engine
 
 
-def sql(statement: str, *expanding: str):
-    """A named statement; `expanding` names parameters bound to lists (`IN :ids`)."""
+def sql(statement: str, *expanding: str, **types):
+    """A named statement; `expanding` names parameters bound to lists (`IN :ids`), `types`
+    gives parameters a SQLAlchemy type (`since=DateTime`: stored as the column stores it)."""
     stmt = text(statement)
-    if expanding:
-        stmt = stmt.bindparams(*(bindparam(name, expanding=True) for name in expanding))
-    return stmt
+    params = [bindparam(name, expanding=True) for name in expanding]
+    params += [bindparam(name, type_=type_) for name, type_ in types.items()]
+    return stmt.bindparams(*params) if params else stmt
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Sequence
 
 import numpy as np
+from sqlalchemy import DateTime
 from sqlalchemy import insert as _insert
 from sqlalchemy.engine import Connection, Engine
 
@@ -21,7 +22,7 @@ ROWS_BETWEEN = sql("SELECT item_id, worker_id, label FROM labels WHERE item_id B
 PER_LABEL = sql("SELECT label, COUNT(*) FROM labels GROUP BY label")
 PER_AGREED_LABEL = sql("SELECT agreed_label, COUNT(*) FROM agreed_labels GROUP BY agreed_label")
 COUNT = sql("SELECT COUNT(*) FROM labels")
-COUNT_SINCE = sql("SELECT COUNT(*) FROM labels WHERE created_at > :since")
+COUNT_SINCE = sql("SELECT COUNT(*) FROM labels WHERE created_at > :since", since=DateTime())
 BY_WORKER = sql("SELECT item_id, worker_id, label FROM labels WHERE item_id IN :ids ORDER BY id", "ids")
 REVIEWS_BETWEEN = sql("""
     SELECT item_id, COUNT(*) FROM labels

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from smartlabel.db import model_runs, utcnow
+from smartlabel.db import as_datetime, model_runs, utcnow
 from smartlabel.store import reading, sql, writing
 
 TRAIN = "train"
@@ -74,16 +74,17 @@ def mark_interrupted(bind: Engine | Connection) -> int:
         ).rowcount or 0
 
 
-def last_base(bind: Engine | Connection):
-    """The newest training run that finished `ok` or `skipped` (id, started_at), or None."""
+def last_base(bind: Engine | Connection) -> tuple[int, datetime] | None:
+    """The newest training run that finished `ok` or `skipped`: (id, started_at), or None."""
     with reading(bind) as conn:
-        return conn.execute(LAST_BASE).first()
+        row = conn.execute(LAST_BASE).first()
+    return None if row is None else (int(row.id), as_datetime(row.started_at))
 
 
 def failures_since(bind: Engine | Connection, after_run: int) -> list[datetime | None]:
     """When each failed training run after `after_run` finished, newest first."""
     with reading(bind) as conn:
-        return [r.finished_at for r in conn.execute(FAILED_SINCE, {"after": after_run})]
+        return [as_datetime(r.finished_at) for r in conn.execute(FAILED_SINCE, {"after": after_run})]
 
 
 # --- the queue's current run ------------------------------------------------------------
@@ -104,7 +105,9 @@ def current(bind: Engine | Connection) -> dict | None:
     """The run the queue follows (id, finished_at, n_labels, cv_accuracy, model_kind, status), or None."""
     with reading(bind) as conn:
         row = conn.execute(CURRENT).mappings().first()
-    return dict(row) if row else None
+    if row is None:
+        return None
+    return {**row, "finished_at": as_datetime(row["finished_at"])}
 
 
 # --- reading runs back -------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""Model files: `MODELS_DIR/<timestamp> <cv score>.pkl`, written atomically, listed, pruned, loaded.
+
+A file is a pickled scikit-learn pipeline, text in, probabilities out:
+`pickle.load(open(path, "rb")).predict_proba(["some post"])`. The name is the UTC time
+(no colons, so it works on every OS) and the run's cross-validated accuracy, as in the
+article; a second file in the same second gets `-r<run id>` after the time.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from smartlabel.errors import SmartlabelError
+
+MODEL_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)(-r\d+)? (\S+)\.pkl$")
+
+
+class NoModelError(SmartlabelError):
+    """No usable model file."""
+
+
+def model_timestamp(now: datetime | None = None) -> str:
+    """UTC time safe in a file name on every OS: 2026-11-25T14-05-00Z."""
+    now = now or datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H-%M-%SZ")
+
+
+def format_score(score: float | None) -> str:
+    return "nan" if score is None or not np.isfinite(score) else f"{score:.4f}"
+
+
+def files(models_dir: str | os.PathLike) -> list[Path]:
+    """Model files `<timestamp> <cv score>.pkl`, oldest first."""
+    d = Path(models_dir)
+    if not d.is_dir():
+        return []
+    found = [p for p in d.iterdir() if p.is_file() and MODEL_NAME.match(p.name)]
+
+    def key(p: Path):
+        m = MODEL_NAME.match(p.name)
+        suffix = int(m.group(2)[2:]) if m.group(2) else 0
+        return (m.group(1), suffix, p.stat().st_mtime)
+
+    return sorted(found, key=key)
+
+
+def save(model, models_dir: str | os.PathLike, score: float | None,
+         run_id: int | None = None, now: datetime | None = None) -> Path:
+    """Pickle `model` as `<timestamp> <score>.pkl`: temporary file, fsync, then rename."""
+    d = Path(models_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    stamp = model_timestamp(now)
+    final = d / f"{stamp} {format_score(score)}.pkl"
+    if any(p.name.startswith(stamp) for p in d.iterdir() if MODEL_NAME.match(p.name)):
+        final = d / f"{stamp}-r{run_id or os.getpid()} {format_score(score)}.pkl"
+    tmp = d / f".{final.stem}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return final
+
+
+def prune(models_dir: str | os.PathLike, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` model files; returns the deleted ones."""
+    existing = files(models_dir)
+    gone = existing[:-keep] if keep > 0 else []
+    for p in gone:
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+    return gone
+
+
+def remove_temporary(models_dir: str | os.PathLike) -> int:
+    """Temporary files a killed process left behind (never a finished model)."""
+    d = Path(models_dir)
+    n = 0
+    for sub in (d, d / ".cache"):
+        if sub.is_dir():
+            for p in sub.glob(".*.tmp"):
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
+
+
+def latest(models_dir: str | os.PathLike) -> Path:
+    """The newest model file, or NoModelError saying how to get one."""
+    existing = files(models_dir)
+    if not existing:
+        raise NoModelError(
+            f"no model file in {models_dir}: run `smartlabel orchestrate --once` first "
+            "(it needs agreed labels of at least two classes)"
+        )
+    return existing[-1]
+
+
+def load(path: str | os.PathLike):
+    """Unpickle a model file; NoModelError unless it holds a fitted classifier."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            model = pickle.load(fh)
+    except Exception as exc:
+        raise NoModelError(f"cannot read model file {path}: {type(exc).__name__}: {exc}") from None
+    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+        raise NoModelError(f"{path} does not hold a fitted classifier with predict_proba")
+    return model
