@@ -34,7 +34,6 @@ Safety
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import sys
@@ -46,10 +45,10 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from smartlabel.errors import ImportFileError
-from smartlabel.importer.csvfile import csv_records
+from smartlabel.importer.csvfile import FIELD_LIMIT, CsvTable, field_size_limit
 from smartlabel.importer.jsonl import jsonl_records
 from smartlabel.importer.lines import Lines, detect_format
-from smartlabel.importer.records import ID_MAX_CHARS, KNOWN_COLUMNS, REQUIRED_COLUMNS
+from smartlabel.importer.records import ID_MAX_CHARS, KNOWN_COLUMNS, REQUIRED_COLUMNS, Record
 from smartlabel.importer.result import ImportResult
 from smartlabel.importer.validate import Row, Validator
 from smartlabel.importer.write import Writer
@@ -58,21 +57,6 @@ __all__ = ["import_file", "ImportResult", "DEFAULT_WORKER_ID", "REQUIRED_COLUMNS
 
 DEFAULT_WORKER_ID = "import"
 IMPORT_LOCK_KEY = 4_242_001  # pg_advisory_xact_lock key: one import at a time
-
-
-def _batches(rows: Iterable[Row | None], size: int, result: ImportResult) -> Iterator[list[Row]]:
-    batch: list[Row] = []
-    for row in rows:
-        result.rows += 1
-        if row is None:
-            result.empty += 1
-            continue
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def import_file(
@@ -94,15 +78,39 @@ def import_file(
     `worker_id` column. `seed` makes the queue's random order (items.rand_key)
     reproducible. Raises ImportFileError (nothing written) for a bad file.
     """
-    from tqdm import tqdm
-
     from smartlabel.db import check_connection, immediate, is_postgres, make_engine
     from smartlabel.migrate import upgrade
     from smartlabel.settings import load_settings
 
     settings = settings or load_settings()
-    p = Path(path)
-    shown = str(path)
+    p, shown = Path(path), str(path)
+    worker_id = _checked_arguments(p, shown, worker_id, batch_size)
+    kind = detect_format(p, fmt)
+    engine = make_engine(url_or_engine or settings.database_url)
+    try:
+        check_connection(engine)
+        upgrade(engine)
+        result = ImportResult(path=shown, database=engine.url.render_as_string(hide_password=True))
+        validator = Validator(shown, settings.labels, settings.max_field_chars, worker_id)
+        field_limit = max(4 * settings.max_field_chars, FIELD_LIMIT)
+        started = time.perf_counter()
+        with _progress_bar(p, progress) as bar, field_size_limit(field_limit), open(p, "rb") as fh, \
+                immediate(engine) as conn:
+            if is_postgres(engine):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK_KEY})
+            lines = Lines(fh, shown)
+            rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
+            writer = Writer(conn, result, random.Random(seed), settings.overlap)
+            _write_all(rows, writer, batch_size, lines, bar)
+    finally:
+        if not isinstance(url_or_engine, Engine):
+            engine.dispose()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _checked_arguments(p: Path, shown: str, worker_id: str, batch_size: int) -> str:
+    """The worker id to record (stripped, or the default), after checking the path and the options."""
     if not p.exists():
         raise ImportFileError(f"{shown}: no such file. Check the path (relative paths start at {os.getcwd()}).")
     if p.is_dir():
@@ -112,22 +120,14 @@ def import_file(
         raise ImportFileError(f"worker id is {len(worker_id)} characters; the limit is {ID_MAX_CHARS}.")
     if batch_size < 1:
         raise ImportFileError("batch size must be at least 1")
-    kind = detect_format(p, fmt)
-    size = p.stat().st_size
+    return worker_id
 
-    engine = make_engine(url_or_engine or settings.database_url)
-    owns_engine = not isinstance(url_or_engine, Engine)
-    check_connection(engine)
-    upgrade(engine)
 
-    result = ImportResult(path=shown, database=engine.url.render_as_string(hide_password=True))
-    validator = Validator(shown, settings.labels, settings.max_field_chars, worker_id)
-    rng = random.Random(seed)
-    field_limit = max(4 * settings.max_field_chars, 1_000_000)
-    old_limit = csv.field_size_limit()
-    started = time.perf_counter()
-    bar = tqdm(
-        total=size,
+def _progress_bar(p: Path, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=p.stat().st_size,
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
@@ -136,29 +136,39 @@ def import_file(
         file=sys.stderr,
         leave=False,
     )
-    try:
-        csv.field_size_limit(field_limit)
-        with open(p, "rb") as fh, immediate(engine) as conn:
-            if is_postgres(engine):
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK_KEY})
-            lines = Lines(fh, shown)
-            if kind == "jsonl":
-                records = jsonl_records(shown, lines)
-            else:
-                records = csv_records(p, shown, lines, "\t" if kind == "tsv" else None, field_limit)
-            writer = Writer(conn, result, rng, settings.overlap)
-            done_bytes = 0
-            for batch in _batches((validator.row(rec) for rec in records), batch_size, result):
-                writer.write(batch)
-                bar.update(lines.offset - done_bytes)
-                done_bytes = lines.offset
-                bar.set_postfix(rows=f"{result.rows:,}", refresh=False)
-            writer.finish()
-            bar.update(size - done_bytes)
-    finally:
-        csv.field_size_limit(old_limit)
-        bar.close()
-        if owns_engine:
-            engine.dispose()
-    result.seconds = time.perf_counter() - started
-    return result
+
+
+def _records(p: Path, shown: str, lines: Lines, kind: str, field_limit: int) -> Iterator[Record]:
+    if kind == "jsonl":
+        return jsonl_records(shown, lines)
+    table = CsvTable(p, shown, lines, "\t" if kind == "tsv" else None, field_limit)
+    table.require(REQUIRED_COLUMNS)
+    return table.records()
+
+
+def _write_all(rows: Iterable[Row | None], writer: Writer, batch_size: int, lines: Lines, bar) -> None:
+    """Write the rows in batches, moving the progress bar by the bytes read."""
+    result, done_bytes = writer.result, 0
+    for batch in _batches(rows, batch_size, result):
+        writer.write(batch)
+        bar.update(lines.offset - done_bytes)
+        done_bytes = lines.offset
+        bar.set_postfix(rows=f"{result.rows:,}", refresh=False)
+    writer.finish()
+    bar.update(bar.total - done_bytes)
+
+
+def _batches(rows: Iterable[Row | None], size: int, result: ImportResult) -> Iterator[list[Row]]:
+    """Lists of `size` rows; counts every row read, and the empty ones (None) it leaves out."""
+    batch: list[Row] = []
+    for row in rows:
+        result.rows += 1
+        if row is None:
+            result.empty += 1
+            continue
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
