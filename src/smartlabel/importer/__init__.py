@@ -41,7 +41,6 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from smartlabel.errors import ImportFileError
@@ -52,11 +51,11 @@ from smartlabel.importer.records import ID_MAX_CHARS, KNOWN_COLUMNS, REQUIRED_CO
 from smartlabel.importer.result import ImportResult
 from smartlabel.importer.validate import Row, Validator
 from smartlabel.importer.write import Writer
+from smartlabel.store.locks import hold_import_lock
 
 __all__ = ["import_file", "ImportResult", "DEFAULT_WORKER_ID", "REQUIRED_COLUMNS", "KNOWN_COLUMNS"]
 
 DEFAULT_WORKER_ID = "import"
-IMPORT_LOCK_KEY = 4_242_001  # pg_advisory_xact_lock key: one import at a time
 
 
 def import_file(
@@ -78,7 +77,7 @@ def import_file(
     `worker_id` column. `seed` makes the queue's random order (items.rand_key)
     reproducible. Raises ImportFileError (nothing written) for a bad file.
     """
-    from smartlabel.db import check_connection, immediate, is_postgres, make_engine
+    from smartlabel.db import check_connection, immediate, make_engine
     from smartlabel.migrate import upgrade
     from smartlabel.settings import load_settings
 
@@ -96,8 +95,7 @@ def import_file(
         started = time.perf_counter()
         with _progress_bar(p, progress) as bar, field_size_limit(field_limit), open(p, "rb") as fh, \
                 immediate(engine) as conn:
-            if is_postgres(engine):
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": IMPORT_LOCK_KEY})
+            hold_import_lock(conn)
             lines = Lines(fh, shown)
             rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
             writer = Writer(conn, result, random.Random(seed), settings.overlap)
