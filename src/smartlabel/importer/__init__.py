@@ -44,7 +44,7 @@ from typing import Iterable, Iterator
 from sqlalchemy.engine import Engine
 
 from smartlabel.errors import ImportFileError
-from smartlabel.importer.csvfile import FIELD_LIMIT, CsvTable, field_size_limit
+from smartlabel.importer.csvfile import DELIMITERS, FIELD_LIMIT, CsvTable, field_size_limit
 from smartlabel.importer.jsonl import jsonl_records
 from smartlabel.importer.lines import Lines, detect_format
 from smartlabel.importer.records import ID_MAX_CHARS, KNOWN_COLUMNS, REQUIRED_COLUMNS, Record
@@ -139,7 +139,7 @@ def _progress_bar(p: Path, progress: bool):
 def _records(p: Path, shown: str, lines: Lines, kind: str, field_limit: int) -> Iterator[Record]:
     if kind == "jsonl":
         return jsonl_records(shown, lines)
-    table = CsvTable(p, shown, lines, "\t" if kind == "tsv" else None, field_limit)
+    table = CsvTable(p, shown, lines, DELIMITERS.get(kind), field_limit)
     table.require(REQUIRED_COLUMNS)
     return table.records()
 

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 from smartlabel.importer.lines import Lines
 from smartlabel.importer.records import KNOWN_COLUMNS, Record, file_error, match_columns
 
+DELIMITERS = {"tsv": "\t"}  # format -> delimiter; other CSV: sniffed from the header line
 FIELD_LIMIT = 1_000_000  # the least csv.field_size_limit while reading (characters)
 # column names other tools use for the required columns: named in the error's hint
 _SYNONYMS = {
@@ -36,6 +37,14 @@ def field_size_limit(limit: int) -> Iterator[None]:
         yield
     finally:
         csv.field_size_limit(old)
+
+
+@contextmanager
+def read_csv(path: Path, fmt: str = "csv", known: Sequence[str] = KNOWN_COLUMNS) -> Iterator[CsvTable]:
+    """The CSV (or, `fmt` "tsv", tab-separated) file at `path` as a CsvTable, open while in the block."""
+    shown = str(path)
+    with field_size_limit(FIELD_LIMIT), open(path, "rb") as fh:
+        yield CsvTable(path, shown, Lines(fh, shown), DELIMITERS.get(fmt), FIELD_LIMIT, known)
 
 
 class CsvTable:

@@ -6,11 +6,21 @@ import difflib
 from dataclasses import dataclass
 
 from smartlabel.importer.records import ID_MAX_CHARS, Record, file_error
-from smartlabel.text import content_hash
+from smartlabel.text import clean_text, content_hash
+
+
+def clean_selftext_of(selftext: str, clean_selftext: str | None) -> str:
+    """The model's text of a post: the file's `clean_selftext`, or `clean_text(selftext)`
+    when the file has none or leaves it empty (the importer's rule; simulate uses it too)."""
+    if clean_selftext is not None and clean_selftext.strip():
+        return clean_selftext
+    return clean_text(selftext)
 
 
 @dataclass
 class Row:
+    """A valid post of the file, ready to write; `clean_selftext` None: computed if the post is new."""
+
     line: int
     external_id: str | None
     title: str

@@ -15,10 +15,9 @@ from sqlalchemy.engine import Connection
 
 from smartlabel.db import utcnow
 from smartlabel.importer.result import ImportResult
-from smartlabel.importer.validate import Row
+from smartlabel.importer.validate import Row, clean_selftext_of
 from smartlabel.store import items as store_items
 from smartlabel.store import labels as store_labels
-from smartlabel.text import clean_text
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ class Writer:
             "external_id": r.external_id,
             "title": r.title,
             "selftext": r.selftext,
-            "clean_selftext": r.clean_selftext if r.clean_selftext is not None else clean_text(r.selftext),
+            "clean_selftext": clean_selftext_of(r.selftext, r.clean_selftext),
             "extra": r.extra,
             "content_hash": r.hash,
             "imported_at": self.now,
