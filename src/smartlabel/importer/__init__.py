@@ -30,6 +30,15 @@ Safety
     error (ImportFileError) names the file, line and column and says what to do.
     Imports run one at a time (a PostgreSQL advisory lock; SQLite's write lock).
     Rows are inserted in batches with executemany, so it is fast on both backends.
+
+Inside (one module per step)
+    `lines`     the file's format; its lines decoded as UTF-8, errors with byte offsets
+    `csvfile`   CsvTable: header, column matching, missing-column hints, rows
+    `jsonl`     one object per line
+    `records`   what the readers share: known columns, `match_columns`, `Record`, errors
+    `validate`  Record -> Row (labels, lengths, ids), the clean_selftext rule
+    `write`     Row batches -> posts and labels, through `smartlabel.store`
+    `result`    ImportResult
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Reading a file: its format, and its lines decoded as UTF-8 with exact positions for errors."""
+"""Reading a file: its format, and its lines decoded as UTF-8 (shared by the CSV and JSONL readers),
+with the line, column and byte offset of any byte that is not UTF-8 text."""
 
 from __future__ import annotations
 
@@ -69,8 +70,8 @@ class Lines:
                 ) from None
 
 
-
 def detect_format(path: Path, forced: str | None) -> str:
+    """'csv', 'tsv' or 'jsonl': `forced` if given, else from the file name, else from its first bytes."""
     if forced:
         fmt = forced.lower().strip(".")
         if fmt in ("csv", "tsv", "jsonl"):

@@ -33,6 +33,9 @@ class Row:
 
 
 class Validator:
+    """Checks Records against the settings: LABELS (case forgiven, close matches suggested),
+    MAX_FIELD_CHARS, the id length limit; `default_worker` labels rows without a worker_id."""
+
     def __init__(self, shown: str, labels: list[str], max_chars: int, default_worker: str):
         self.shown = shown
         self.labels = list(labels)
@@ -54,6 +57,7 @@ class Validator:
         )
 
     def label(self, rec: Record, raw: str) -> str:
+        """The label of LABELS that `raw` names, or an error suggesting the closest one."""
         value = raw.strip()
         if value in self.exact:
             return value
@@ -73,6 +77,7 @@ class Validator:
         )
 
     def row(self, rec: Record) -> Row | None:
+        """The Row to write, None for a row with neither title nor selftext, or an error."""
         v = rec.values
         maxc = self.max_chars
         for c in ("title", "selftext", "clean_selftext"):
