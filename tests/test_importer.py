@@ -142,6 +142,26 @@ def test_an_id_that_belongs_to_another_text_is_reported_not_imported(db_url, tmp
     assert sorted(items_by_title(engine_for, db_url)) == ["new", "original"]
 
 
+@pytest.mark.parametrize("batch_size, says", [(10, "is used earlier in the file"), (1, "already belongs to a post")])
+def test_an_id_used_twice_in_one_file_for_different_texts(batch_size, says, db_url, tmp_path, engine_for):
+    # in one batch the first use is still to be inserted; in batches of one it is stored already
+    f = write(tmp_path, "ids.csv", "id,title,selftext\n7,first,a\n7,second,b\n7,first,a\n8,third,c\n")
+    res = run(f, db_url, batch_size=batch_size)
+    assert (res.rows, res.added, res.id_conflicts, res.duplicates_in_file) == (4, 2, 1, 1)
+    assert any(n.startswith("id conflict: line 3: id '7' " + says) for n in res.notes), res.notes
+    assert rows(engine_for, db_url, "SELECT external_id, title FROM items ORDER BY id") == [("7", "first"), ("8", "third")]
+
+
+def test_id_beside_external_id_and_a_repeated_key_are_kept_as_extra(db_url, tmp_path, engine_for):
+    run(write(tmp_path, "a.csv", "external_id,ID,title,selftext,note\ne1,5,A,a,n\n"), db_url)
+    run(write(tmp_path, "b.jsonl", '{"Title": "B", "id": 6, "external_id": "e2", "title": "x", "selftext": "b"}\n'),
+        db_url)
+    got = items_by_title(engine_for, db_url)
+    assert got["A"]["external_id"] == "e1" and extra_of(got["A"]["extra"]) == {"ID": "5", "note": "n"}
+    # the first key naming a column wins; a later one (any case) is extra
+    assert got["B"]["external_id"] == "e2" and extra_of(got["B"]["extra"]) == {"id": 6, "title": "x"}
+
+
 def test_large_file_in_many_batches(db_url, tmp_path, engine_for):
     lines = ["title,selftext,label,worker_id\n"]
     for i in range(1200):

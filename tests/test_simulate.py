@@ -236,6 +236,39 @@ def test_load_corpus_errors(tmp_path):
         load_corpus(tmp_path / "missing.csv", "topic")
 
 
+def test_load_corpus_reads_files_as_the_importer_does(tmp_path):
+    # semicolons, detected from the header; an empty clean_selftext falls back to clean_text(selftext)
+    semi = tmp_path / "semi.csv"
+    semi.write_text("TITLE;SelfText;Clean_SelfText;Topic\nA;<b>Raw</b> body;given text;x\nB;Raw <i>Body</i>!; ;y\n",
+                    encoding="utf-8")
+    c = load_corpus(semi, "topic")
+    assert c.texts == ["A given text", "B raw body"] and c.truth.tolist() == ["x", "y"]
+    # a tab-separated file with one text column, used as it is; a row without text is dropped
+    tsv = tmp_path / "posts.tsv"
+    tsv.write_text("Text\tlabel\nFirst Post!\tx\n \ty\nsecond\ty\n", encoding="utf-8")
+    c = load_corpus(tsv, "LABEL")
+    assert c.texts == ["First Post!", "second"] and c.dropped == 1
+
+
+def test_load_corpus_errors_are_the_importers(tmp_path):
+    bad = tmp_path / "cp1252.csv"
+    bad.write_bytes("title,selftext,topic\na,b,x\ncaf\u00e9,d,y\n".encode("cp1252"))
+    with pytest.raises(SimulationError, match=r"cp1252.csv, line 3, column 4: byte 0xe9 .* not valid UTF-8"):
+        load_corpus(bad, "topic")
+    quote = tmp_path / "quote.csv"
+    quote.write_text('title,selftext,topic\na,"never closed,x\nc,d,y\n', encoding="utf-8")
+    with pytest.raises(SimulationError, match=r"line 2, column 2 \(selftext\): a double quote .* never closed"):
+        load_corpus(quote, "topic")
+    no_text = tmp_path / "no_text.csv"
+    no_text.write_text("body,topic\na,x\nb,y\n", encoding="utf-8")
+    with pytest.raises(SimulationError, match=r"no text column.*'body', 'topic'"):
+        load_corpus(no_text, "topic")
+    jsonl = tmp_path / "posts.jsonl"
+    jsonl.write_text('{"title": "a", "selftext": "b", "topic": "x"}\n', encoding="utf-8")
+    with pytest.raises(SimulationError, match="JSON Lines; simulate reads CSV or TSV"):
+        load_corpus(jsonl, "topic")
+
+
 def test_bad_options(corpus):
     with pytest.raises(SimulationError, match="unknown strategy"):
         simulate(corpus, strategies=["entropyy"], progress=False, log=lambda m: None)

@@ -85,60 +85,30 @@ class Corpus:
 
 
 def load_corpus(path: str | Path, truth_column: str) -> Corpus:
-    """Texts (model input: `title + " " + clean_selftext`) and truth of a CSV file.
+    """Texts (model input: `title + " " + clean_selftext`) and truth of a CSV or TSV file.
 
-    Columns are matched case-insensitively. The model input is built as the
-    importer and orchestrator do: `clean_selftext` when the file has it, else
-    `clean_text(selftext)`; a file with only a `text` column uses that. Rows
-    with an empty truth or no text are left out (counted in `dropped`).
+    The file is read and its columns matched as the importer does (case-insensitive
+    names, separator from the header line, the importer's encoding and CSV errors).
+    The model input is built as the importer and orchestrator do: `clean_selftext`,
+    or `clean_text(selftext)` where it is missing or empty; a file with only a
+    `text` column (and maybe `title`) uses that. Rows with an empty truth or no text
+    are left out (counted in `dropped`).
     """
-    import pandas as pd
-
-    from smartlabel.text import clean_text, model_input
+    from smartlabel.errors import ImportFileError
 
     path = Path(path)
     if not path.exists():
         raise SimulationError(f"{path}: no such file. Give a CSV with a text column and a truth column.")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", sep=None,
-                         engine="python") if path.suffix.lower() in (".tsv", ".txt") else \
-            pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise SimulationError(f"{path}: cannot read it as CSV ({str(exc).strip()[:200]}).") from None
-    cols = {c.strip().lower(): c for c in df.columns}
-    truth_key = truth_column.strip().lower()
-    if truth_key not in cols:
-        raise SimulationError(
-            f"{path}: no column {truth_column!r} to use as the truth; the file has "
-            f"{', '.join(repr(c) for c in df.columns)}. Pass one of them with --truth-column."
-        )
-    truth = df[cols[truth_key]].astype(str).str.strip()
-    title = df[cols["title"]] if "title" in cols else pd.Series([""] * len(df), index=df.index)
-    if "clean_selftext" in cols:
-        body = df[cols["clean_selftext"]]
-        if "selftext" in cols:  # computed where the file left it empty, as the importer does
-            empty = body.str.strip() == ""
-            if empty.any():
-                body = body.copy()
-                body[empty] = df.loc[empty, cols["selftext"]].map(clean_text)
-    elif "selftext" in cols:
-        body = df[cols["selftext"]].map(clean_text)
-    elif "text" in cols:
-        body = df[cols["text"]]
-    elif "title" in cols:
-        body = pd.Series([""] * len(df), index=df.index)
-    else:
-        raise SimulationError(
-            f"{path}: no text column: the file needs 'title' and 'selftext' (or 'clean_selftext', "
-            f"or 'text'); it has {', '.join(repr(c) for c in df.columns)}."
-        )
-    texts = [model_input(t, b).strip() for t, b in zip(title.tolist(), body.tolist())]
-    keep = np.array([bool(t) for t in texts]) & (truth != "").to_numpy()
+        texts, truth = _read_corpus(path, truth_column)
+    except ImportFileError as exc:
+        raise SimulationError(str(exc)) from None
+    keep = [bool(t) and bool(y) for t, y in zip(texts, truth)]
     corpus = Corpus(
         texts=[t for t, k in zip(texts, keep) if k],
-        truth=truth.to_numpy(dtype=object)[keep],
+        truth=np.array([y for y, k in zip(truth, keep) if k], dtype=object),
         path=str(path),
-        dropped=int((~keep).sum()),
+        dropped=keep.count(False),
     )
     if len(corpus.classes) < 2:
         raise SimulationError(
@@ -146,6 +116,42 @@ def load_corpus(path: str | Path, truth_column: str) -> Corpus:
             "text; a simulation needs at least two classes."
         )
     return corpus
+
+
+_TEXT_COLUMNS = ("title", "selftext", "clean_selftext", "text")
+
+
+def _read_corpus(path: Path, truth_column: str) -> tuple[list[str], list[str]]:
+    """Model input and (stripped) truth of every row, read with the importer's CSV reader."""
+    from smartlabel.importer.csvfile import read_csv
+    from smartlabel.importer.lines import detect_format
+    from smartlabel.importer.validate import clean_selftext_of
+    from smartlabel.text import model_input
+
+    fmt = detect_format(path, None)
+    if fmt == "jsonl":
+        raise SimulationError(f"{path}: this is JSON Lines; simulate reads CSV or TSV files with a header line.")
+    truth_key = truth_column.strip().lower()
+    with read_csv(path, fmt, known=(*_TEXT_COLUMNS, truth_key)) as table:
+        canon = table.columns.canon
+        if not truth_key or truth_key not in canon:
+            raise SimulationError(
+                f"{path}: no column {truth_column!r} to use as the truth; the file has "
+                f"{', '.join(repr(c) for c in table.names)}. Pass one of them with --truth-column."
+            )
+        if not any(c in canon for c in _TEXT_COLUMNS):
+            raise SimulationError(
+                f"{path}: no text column: the file needs 'title' and 'selftext' (or 'clean_selftext', "
+                f"or 'text'); it has {', '.join(repr(c) for c in table.names)}."
+            )
+        has_body = "selftext" in canon or "clean_selftext" in canon
+        texts, truth = [], []
+        for rec in table.records():
+            v = rec.values
+            body = clean_selftext_of(v.get("selftext", ""), v.get("clean_selftext")) if has_body else v.get("text")
+            texts.append(model_input(v.get("title"), body).strip())
+            truth.append(v[truth_key].strip())
+    return texts, truth
 
 
 # --- results ----------------------------------------------------------------------------

@@ -1,0 +1,181 @@
+"""Streaming, validated, idempotent import of posts (and existing labels) from CSV or JSONL.
+
+    from smartlabel.importer import import_file
+    result = import_file("aldata.csv", "sqlite:///data/smartlabel.db")
+    print(result.summary())
+
+The file
+    CSV (comma, semicolon or tab separated: detected from the header line; a
+    `.tsv` file is tab separated) or JSON Lines (one object per line). UTF-8,
+    with or without a byte-order mark. Columns (matched case-insensitively):
+
+    `title`, `selftext`     required (either may be empty in a row, not both)
+    `clean_selftext`        optional: the model's text; computed with
+                            `smartlabel.text.clean_text` when missing or empty
+    `id` / `external_id`    optional: your id of the post (kept in items.external_id)
+    `label`                 optional: an existing label, one of LABELS
+    `worker_id`             optional: who gave that label (default "import")
+    anything else           kept as JSON in items.extra
+
+What is new
+    A post is already present when its id is (a row whose id belongs to a
+    different text is reported and not imported), or else when its content hash
+    (`smartlabel.text.content_hash` of title and selftext) is. So importing the
+    same file twice adds nothing, and a file with new rows adds only those. A
+    label is added unless the same worker already labelled that post (labels are
+    never overwritten; a different label from the same worker is reported).
+
+Safety
+    The whole file is one transaction: on any error nothing is written, and the
+    error (ImportFileError) names the file, line and column and says what to do.
+    Imports run one at a time (a PostgreSQL advisory lock; SQLite's write lock).
+    Rows are inserted in batches with executemany, so it is fast on both backends.
+
+Inside (one module per step)
+    `lines`     the file's format; its lines decoded as UTF-8, errors with byte offsets
+    `csvfile`   CsvTable: header, column matching, missing-column hints, rows
+    `jsonl`     one object per line
+    `records`   what the readers share: known columns, `match_columns`, `Record`, errors
+    `validate`  Record -> Row (labels, lengths, ids), the clean_selftext rule
+    `write`     Row batches -> posts and labels, through `smartlabel.store`
+    `result`    ImportResult
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sqlalchemy.engine import Engine
+
+from smartlabel.errors import ImportFileError
+from smartlabel.importer.csvfile import DELIMITERS, FIELD_LIMIT, CsvTable, field_size_limit
+from smartlabel.importer.jsonl import jsonl_records
+from smartlabel.importer.lines import Lines, detect_format
+from smartlabel.importer.records import ID_MAX_CHARS, KNOWN_COLUMNS, REQUIRED_COLUMNS, Record
+from smartlabel.importer.result import ImportResult
+from smartlabel.importer.validate import Row, Validator
+from smartlabel.importer.write import Writer
+from smartlabel.store.locks import hold_import_lock
+
+__all__ = ["import_file", "ImportResult", "DEFAULT_WORKER_ID", "REQUIRED_COLUMNS", "KNOWN_COLUMNS"]
+
+DEFAULT_WORKER_ID = "import"
+
+
+def import_file(
+    path: str | os.PathLike,
+    url_or_engine: str | Engine | None = None,
+    *,
+    settings=None,
+    fmt: str | None = None,
+    batch_size: int = 1000,
+    progress: bool = True,
+    worker_id: str = DEFAULT_WORKER_ID,
+    seed: int | None = None,
+) -> ImportResult:
+    """Import posts (and labels) from a CSV or JSONL file in one transaction.
+
+    `url_or_engine` defaults to the settings' DATABASE_URL; the schema is migrated
+    first. `fmt` forces 'csv', 'tsv' or 'jsonl' (default: from the file name, else
+    sniffed). `worker_id` is recorded on imported labels when the file has no
+    `worker_id` column. `seed` makes the queue's random order (items.rand_key)
+    reproducible. Raises ImportFileError (nothing written) for a bad file.
+    """
+    from smartlabel.db import check_connection, immediate, make_engine
+    from smartlabel.migrate import upgrade
+    from smartlabel.settings import load_settings
+
+    settings = settings or load_settings()
+    p, shown = Path(path), str(path)
+    worker_id = _checked_arguments(p, shown, worker_id, batch_size)
+    kind = detect_format(p, fmt)
+    engine = make_engine(url_or_engine or settings.database_url)
+    try:
+        check_connection(engine)
+        upgrade(engine)
+        result = ImportResult(path=shown, database=engine.url.render_as_string(hide_password=True))
+        validator = Validator(shown, settings.labels, settings.max_field_chars, worker_id)
+        field_limit = max(4 * settings.max_field_chars, FIELD_LIMIT)
+        started = time.perf_counter()
+        with _progress_bar(p, progress) as bar, field_size_limit(field_limit), open(p, "rb") as fh, \
+                immediate(engine) as conn:
+            hold_import_lock(conn)
+            lines = Lines(fh, shown)
+            rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
+            writer = Writer(conn, result, random.Random(seed), settings.overlap)
+            _write_all(rows, writer, batch_size, lines, bar)
+    finally:
+        if not isinstance(url_or_engine, Engine):
+            engine.dispose()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _checked_arguments(p: Path, shown: str, worker_id: str, batch_size: int) -> str:
+    """The worker id to record (stripped, or the default), after checking the path and the options."""
+    if not p.exists():
+        raise ImportFileError(f"{shown}: no such file. Check the path (relative paths start at {os.getcwd()}).")
+    if p.is_dir():
+        raise ImportFileError(f"{shown} is a folder: give the path of a .csv or .jsonl file.")
+    worker_id = (worker_id or "").strip() or DEFAULT_WORKER_ID
+    if len(worker_id) > ID_MAX_CHARS:
+        raise ImportFileError(f"worker id is {len(worker_id)} characters; the limit is {ID_MAX_CHARS}.")
+    if batch_size < 1:
+        raise ImportFileError("batch size must be at least 1")
+    return worker_id
+
+
+def _progress_bar(p: Path, progress: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=p.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=f"importing {p.name}",
+        disable=None if progress else True,  # None: off when stderr is not a terminal
+        file=sys.stderr,
+        leave=False,
+    )
+
+
+def _records(p: Path, shown: str, lines: Lines, kind: str, field_limit: int) -> Iterator[Record]:
+    if kind == "jsonl":
+        return jsonl_records(shown, lines)
+    table = CsvTable(p, shown, lines, DELIMITERS.get(kind), field_limit)
+    table.require(REQUIRED_COLUMNS)
+    return table.records()
+
+
+def _write_all(rows: Iterable[Row | None], writer: Writer, batch_size: int, lines: Lines, bar) -> None:
+    """Write the rows in batches, moving the progress bar by the bytes read."""
+    result, done_bytes = writer.result, 0
+    for batch in _batches(rows, batch_size, result):
+        writer.write(batch)
+        bar.update(lines.offset - done_bytes)
+        done_bytes = lines.offset
+        bar.set_postfix(rows=f"{result.rows:,}", refresh=False)
+    writer.finish()
+    bar.update(bar.total - done_bytes)
+
+
+def _batches(rows: Iterable[Row | None], size: int, result: ImportResult) -> Iterator[list[Row]]:
+    """Lists of `size` rows; counts every row read, and the empty ones (None) it leaves out."""
+    batch: list[Row] = []
+    for row in rows:
+        result.rows += 1
+        if row is None:
+            result.empty += 1
+            continue
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
