@@ -29,10 +29,7 @@ from __future__ import annotations
 import html
 import io
 import math
-import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 from sqlalchemy import text
@@ -551,36 +548,3 @@ def dashboard_page(database_url: str | None = None):
     from IPython.display import display
 
     display(build_dashboard(database_url))
-
-
-# --- serving ---------------------------------------------------------------------------
-
-
-def find_notebook(notebook: Path | None = None) -> Path:
-    from smartlabel.errors import ConfigError
-
-    if notebook is not None:
-        if not Path(notebook).is_file():
-            raise ConfigError(f"notebook {notebook} does not exist; pass the path of admin-dashboard.ipynb")
-        return Path(notebook).resolve()
-    for candidate in (Path.cwd() / "admin-dashboard.ipynb",
-                      Path(__file__).resolve().parents[2] / "admin-dashboard.ipynb"):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise ConfigError("cannot find admin-dashboard.ipynb in the current folder; run `smartlabel dashboard` "
-                      "from the project folder or pass --notebook PATH")
-
-
-def dashboard_argv(notebook: Path, host: str, port: int, token: str) -> list[str]:
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
-            f"--Voila.ip={host}", "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
-            f"--Voila.token={token}"]
-
-
-def dashboard_environment(database_url: str) -> dict:
-    env = dict(os.environ)
-    env["DATABASE_URL"] = database_url
-    package_root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.setdefault("MPLBACKEND", "Agg")
-    return env
