@@ -36,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from smartlabel.db import make_engine
+from smartlabel.errors import describe_error
 
 WINDOW = 3
 STABLE_SHARE = 0.01
@@ -474,8 +475,6 @@ def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[s
     """The dashboard widget: sections with plots and tables, and a Refresh button."""
     import ipywidgets as w
 
-    from smartlabel.db import describe_db_error
-
     root = w.VBox(layout=w.Layout(max_width="960px"))
     root.add_class("sl-dash")
     button = w.Button(description="Refresh", icon="refresh")
@@ -506,9 +505,7 @@ def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[s
             check_schema(engines[0])
             data = dashboard_data(engines[0], labels)
         except Exception as exc:  # the page says what is wrong and offers Refresh, it does not die
-            from smartlabel.errors import SmartlabelError
-
-            message = str(exc) if isinstance(exc, SmartlabelError) or not engines else describe_db_error(engines[0], exc)
+            message = describe_error(exc, engines[0] if engines else None)
             status.value = f"<span class='sl-error'>{html.escape(message)}</span>"
             button.disabled = False
             return
