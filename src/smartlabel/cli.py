@@ -71,6 +71,12 @@ def db_upgrade(
 # --- pages: the labelling page and the admin dashboard (see smartlabel.serve) ----------
 
 
+# options both pages take the same way
+HOST_OPTION = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker).")
+NO_TOKEN_OPTION = typer.Option(False, "--no-token", help="No access token, even if one is set.")
+PAGE_DATABASE_OPTION = typer.Option(None, "--database-url", help="Default: DATABASE_URL.")
+
+
 def _announce(launch) -> None:
     if launch.warning:
         typer.secho(f"warning: {launch.warning}", fg="yellow", err=True)
@@ -93,12 +99,12 @@ def _warn_if_unreachable(database_url: str) -> None:
 @app.command("serve")
 @friendly
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker)."),
+    host: str = HOST_OPTION,
     port: Optional[int] = typer.Option(None, "--port", help="Port. Default: VOILA_PORT (8866)."),
     token: Optional[str] = typer.Option(None, "--token", help="Access token labellers need. Default: VOILA_TOKEN."),
-    no_token: bool = typer.Option(False, "--no-token", help="No access token, even if VOILA_TOKEN is set."),
+    no_token: bool = NO_TOKEN_OPTION,
     notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./voila-interface.ipynb."),
-    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    database_url: Optional[str] = PAGE_DATABASE_OPTION,
 ):
     """Serve the labelling page (Voila on voila-interface.ipynb) until stopped.
 
@@ -118,13 +124,13 @@ def serve(
 @app.command("dashboard")
 @friendly
 def dashboard_cmd(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker)."),
+    host: str = HOST_OPTION,
     port: Optional[int] = typer.Option(None, "--port", help="Port. Default: DASHBOARD_PORT (8867)."),
     token: Optional[str] = typer.Option(
         None, "--token", help="Access token. Default: DASHBOARD_TOKEN, or VOILA_TOKEN when that is empty."),
-    no_token: bool = typer.Option(False, "--no-token", help="No access token, even if one is set."),
+    no_token: bool = NO_TOKEN_OPTION,
     notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./admin-dashboard.ipynb."),
-    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    database_url: Optional[str] = PAGE_DATABASE_OPTION,
 ):
     """Serve the admin dashboard (Voila on admin-dashboard.ipynb) until stopped.
 
