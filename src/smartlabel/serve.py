@@ -93,8 +93,7 @@ def kernel_environment(settings, database_url: str | None = None) -> dict[str, s
     env = dict(os.environ)
     if database_url:
         env["DATABASE_URL"] = database_url
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
+    for name, value in settings.model_dump().items():
         env.setdefault(name.upper(), json.dumps(value) if isinstance(value, (list, tuple)) else str(value))
     if PACKAGE_ROOT.name == "src":
         rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != PACKAGE_ROOT]

@@ -135,7 +135,6 @@ class LabellingPage(widgets.VBox):
                                           min_seconds_on_post=self.min_seconds_on_post)
         except Exception as exc:
             log_exception("starting the labelling widget")
-            self.widget = None
             self._show_problem(exc, "starting", "Fix the problem, then reload the page.")
             return
         self.body.children = [self.widget]
