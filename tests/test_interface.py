@@ -161,10 +161,11 @@ def test_double_click_does_not_label_the_next_post(sqlite_url, engine_for):
     engine = engine_for(sqlite_url)
     now = [100.0]
     settings = load_settings(database_url=sqlite_url, shuffle_prop=0.0)
+    from smartlabel.interface.widget import LabellingWidget
     from smartlabel.queue import LabelQueue
 
     queue = LabelQueue(sqlite_url, "ann", settings=settings)
-    w = interface.labelling_widget_class()(queue, LABELS, min_seconds_on_post=0.25, clock=lambda: now[0])
+    w = LabellingWidget(queue, LABELS, min_seconds_on_post=0.25, clock=lambda: now[0])
     lab = w.labelling_widget
     first = w.current_item_id
     lab.control_elements.buttons["Advocacy"].button.click()  # too soon after the post appeared
@@ -324,7 +325,7 @@ def test_browser_url_script_escapes_the_name(sqlite_url, capsys):
     from IPython.display import Javascript
 
     shown = []
-    import smartlabel.interface as mod
+    import smartlabel.interface.page as mod
 
     real = mod.display
     mod.display = lambda obj: shown.append(obj)
@@ -426,7 +427,7 @@ def test_kernel_imports_no_training_stack(sqlite_url):
         print(json.dumps({{"heavy": heavy, "estimator": sklearn.base.BaseEstimator.__module__,
                           "cls": type(page.widget).__mro__[1].__module__}}))
     """)
-    src = str(Path(interface.__file__).resolve().parents[1])
+    src = str(Path(interface.__file__).resolve().parents[2])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": src})
     assert out.returncode == 0, out.stderr

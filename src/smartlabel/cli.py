@@ -68,47 +68,84 @@ def db_upgrade(
     typer.echo(f"schema at revision {head_revision()} ({engine.url.render_as_string(hide_password=True)})")
 
 
-# --- label quality and admin dashboard (issue 9) -------------------------------
+# --- pages: the labelling page and the admin dashboard (see smartlabel.serve) ----------
+
+
+# options both pages take the same way
+HOST_OPTION = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker).")
+NO_TOKEN_OPTION = typer.Option(False, "--no-token", help="No access token, even if one is set.")
+PAGE_DATABASE_OPTION = typer.Option(None, "--database-url", help="Default: DATABASE_URL.")
+
+
+def _announce(launch) -> None:
+    if launch.warning:
+        typer.secho(f"warning: {launch.warning}", fg="yellow", err=True)
+    typer.echo(f"{launch.page.title}: {launch.url}  (Ctrl+C stops it)")
+
+
+def _warn_if_unreachable(database_url: str) -> None:
+    """The page starts anyway (it shows the problem and a Retry button); the operator is told now."""
+    from smartlabel.db import check_connection, make_engine
+
+    engine = make_engine(database_url)
+    try:
+        check_connection(engine)
+    except SmartlabelError as exc:
+        typer.secho(f"warning: {exc} The page will say so and offer a retry.", fg="yellow", err=True)
+    finally:
+        engine.dispose()
+
+
+@app.command("serve")
+@friendly
+def serve(
+    host: str = HOST_OPTION,
+    port: Optional[int] = typer.Option(None, "--port", help="Port. Default: VOILA_PORT (8866)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Access token labellers need. Default: VOILA_TOKEN."),
+    no_token: bool = NO_TOKEN_OPTION,
+    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./voila-interface.ipynb."),
+    database_url: Optional[str] = PAGE_DATABASE_OPTION,
+):
+    """Serve the labelling page (Voila on voila-interface.ipynb) until stopped.
+
+    This process becomes Voila (exec), so stopping it stops Voila and its kernels.
+    """
+    from smartlabel.serve import LABELLING, prepare
+
+    settings = _settings()
+    launch = prepare(LABELLING, settings, host=host, port=port, token=token, no_token=no_token,
+                     notebook=notebook, database_url=database_url)
+    _warn_if_unreachable(database_url or settings.database_url)
+    _announce(launch)
+    typer.echo(f"Each labeller can bookmark {launch.url}{'&' if launch.token else '?'}worker=THEIR_NAME")
+    launch.exec()
 
 
 @app.command("dashboard")
 @friendly
 def dashboard_cmd(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker)."),
+    host: str = HOST_OPTION,
     port: Optional[int] = typer.Option(None, "--port", help="Port. Default: DASHBOARD_PORT (8867)."),
     token: Optional[str] = typer.Option(
         None, "--token", help="Access token. Default: DASHBOARD_TOKEN, or VOILA_TOKEN when that is empty."),
-    no_token: bool = typer.Option(False, "--no-token", help="No access token, even if one is set."),
+    no_token: bool = NO_TOKEN_OPTION,
     notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./admin-dashboard.ipynb."),
-    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+    database_url: Optional[str] = PAGE_DATABASE_OPTION,
 ):
     """Serve the admin dashboard (Voila on admin-dashboard.ipynb) until stopped.
 
     Learning curve, labels per class, predicted classes, labellers, agreement and a
     stopping suggestion. This process becomes Voila (exec): stopping it stops Voila.
     """
-    import os
+    from smartlabel.serve import DASHBOARD, prepare
 
-    from smartlabel.dashboard import dashboard_argv, dashboard_environment, find_notebook
-    from smartlabel.errors import ConfigError
+    launch = prepare(DASHBOARD, _settings(), host=host, port=port, token=token, no_token=no_token,
+                     notebook=notebook, database_url=database_url)
+    _announce(launch)
+    launch.exec()
 
-    settings = _settings()
-    if token and no_token:
-        raise ConfigError("--token and --no-token contradict each other; pass one of them")
-    token = "" if no_token else (token if token is not None else (settings.dashboard_token or settings.voila_token))
-    port = settings.dashboard_port if port is None else port
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} is not a port number (1-65535)")
-    nb = find_notebook(notebook)
-    if host in ("0.0.0.0", "::") and not token:
-        typer.secho("warning: the dashboard listens on all interfaces without a token: anyone who can reach "
-                    "this machine sees labeller names and scores. Set DASHBOARD_TOKEN or pass --token.",
-                    fg="yellow", err=True)
-    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-    typer.echo(f"Admin dashboard: http://{shown}:{port}/{'?token=' + token if token else ''}  (Ctrl+C stops it)")
-    sys.stdout.flush()
-    argv = dashboard_argv(nb, host, port, token)
-    os.execvpe(argv[0], argv, dashboard_environment(database_url or settings.database_url))
+
+# --- label quality ---------------------------------------------------------------
 
 
 @app.command("agreement")
@@ -134,7 +171,7 @@ def agreement_cmd(
         typer.echo(f"{who:40.40s} {r['metric']:20s} {value:>7s}  ({r['n_items']} posts)")
 
 
-# --- import (issue 4) --------------------------------------------------------
+# --- import --------------------------------------------------------
 
 
 @app.command("import")
@@ -176,7 +213,7 @@ def import_cmd(
     typer.echo(result.summary())
 
 
-# --- orchestrator, autolabel, export, status, simulate (issue 5) -------------
+# --- orchestrator, autolabel, export, status, simulate -------------
 
 
 @app.command("orchestrate")
@@ -320,118 +357,6 @@ def simulate_cmd(
         json_out.write_text(_json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
         typer.echo(f"summary: {json_out}")
 
-
-# --- labelling page: serve (issue 6) ----------------------------------------
-
-
-def _find_notebook(notebook: Optional[Path]) -> Path:
-    """voila-interface.ipynb: --notebook, else the current folder, else the project folder."""
-    from smartlabel.errors import ConfigError
-
-    if notebook is not None:
-        if not notebook.is_file():
-            raise ConfigError(f"notebook {notebook} does not exist; pass the path of voila-interface.ipynb")
-        return notebook.resolve()
-    here = Path.cwd() / "voila-interface.ipynb"
-    project = Path(__file__).resolve().parents[2] / "voila-interface.ipynb"
-    for candidate in (here, project):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise ConfigError(
-        "cannot find voila-interface.ipynb in the current folder; run `smartlabel serve` from the "
-        "project folder or pass --notebook PATH"
-    )
-
-
-def _kernel_environment(settings, database_url: Optional[str]) -> dict:
-    """The environment Voila and its kernels get: the launcher's settings, whatever their cwd.
-
-    Settings that came from `.env` or defaults are exported, so a kernel (which runs in the
-    notebook's folder) sees exactly what the launcher saw; the kernel imports this same
-    smartlabel package.
-    """
-    import json
-    import os
-
-    env = dict(os.environ)
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    for name in type(settings).model_fields:
-        key = name.upper()
-        if key in env:
-            continue
-        value = getattr(settings, name)
-        env[key] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-    package_root = Path(__file__).resolve().parents[1]
-    if package_root.name == "src":  # a source checkout: kernels import this same code
-        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != package_root]
-        env["PYTHONPATH"] = os.pathsep.join([str(package_root)] + rest)
-    return env
-
-
-def voila_argv(notebook: Path, host: str, port: int, token: str) -> list[str]:
-    """The Voila command line `smartlabel serve` runs (tests start Voila the same way)."""
-    argv = [
-        sys.executable, "-m", "voila", str(notebook),
-        f"--port={port}", "--no-browser", f"--Voila.ip={host}",
-        "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
-    ]
-    argv.append(f"--Voila.token={token}")
-    return argv
-
-
-def page_url(host: str, port: int, token: str) -> str:
-    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-    if ":" in shown and not shown.startswith("["):
-        shown = f"[{shown}]"
-    query = f"?token={token}" if token else ""
-    return f"http://{shown}:{port}/{query}"
-
-
-@app.command("serve")
-@friendly
-def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on; 0.0.0.0 for all (Docker)."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port. Default: VOILA_PORT (8866)."),
-    token: Optional[str] = typer.Option(None, "--token", help="Access token labellers need. Default: VOILA_TOKEN."),
-    no_token: bool = typer.Option(False, "--no-token", help="No access token, even if VOILA_TOKEN is set."),
-    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./voila-interface.ipynb."),
-    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
-):
-    """Serve the labelling page (Voila on voila-interface.ipynb) until stopped.
-
-    This process becomes Voila (exec), so stopping it stops Voila and its kernels.
-    """
-    import os
-
-    from smartlabel.db import check_connection, make_engine
-    from smartlabel.errors import ConfigError, SmartlabelError
-
-    settings = _settings()
-    if token and no_token:
-        raise ConfigError("--token and --no-token contradict each other; pass one of them")
-    token = "" if no_token else (settings.voila_token if token is None else token)
-    port = settings.voila_port if port is None else port
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} is not a port number (1-65535)")
-    nb = _find_notebook(notebook)
-    url = database_url or settings.database_url
-    engine = make_engine(url)
-    try:
-        check_connection(engine)
-    except SmartlabelError as exc:
-        typer.secho(f"warning: {exc} The page will say so and offer a retry.", fg="yellow", err=True)
-    finally:
-        engine.dispose()
-    if host in ("0.0.0.0", "::") and not token:
-        typer.secho("warning: listening on all interfaces without a token: anyone who can reach this "
-                    "machine can label. Set VOILA_TOKEN or pass --token.", fg="yellow", err=True)
-    typer.echo(f"Labelling page: {page_url(host, port, token)}  (Ctrl+C stops it)")
-    typer.echo(f"Each labeller can bookmark {page_url(host, port, token)}{'&' if token else '?'}worker=THEIR_NAME")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    argv = voila_argv(nb, host, port, token)
-    os.execvpe(argv[0], argv, _kernel_environment(settings, database_url))
 
 # --- run: everything on one machine ------------------------------------------
 

@@ -29,19 +29,17 @@ from __future__ import annotations
 import html
 import io
 import math
-import os
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 from sqlalchemy.engine import Engine
 
 from smartlabel.db import make_engine
+from smartlabel.errors import describe_error
 from smartlabel.store import labels as store_labels
 from smartlabel.store import predictions, reports
-from smartlabel.store import runs as store_runs
 from smartlabel.store import quality as store_quality
+from smartlabel.store import runs as store_runs
 
 WINDOW = 3
 STABLE_SHARE = 0.01
@@ -412,8 +410,6 @@ def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[s
     """The dashboard widget: sections with plots and tables, and a Refresh button."""
     import ipywidgets as w
 
-    from smartlabel.db import describe_db_error
-
     root = w.VBox(layout=w.Layout(max_width="960px"))
     root.add_class("sl-dash")
     button = w.Button(description="Refresh", icon="refresh")
@@ -444,9 +440,7 @@ def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[s
             check_schema(engines[0])
             data = dashboard_data(engines[0], labels)
         except Exception as exc:  # the page says what is wrong and offers Refresh, it does not die
-            from smartlabel.errors import SmartlabelError
-
-            message = str(exc) if isinstance(exc, SmartlabelError) or not engines else describe_db_error(engines[0], exc)
+            message = describe_error(exc, engines[0] if engines else None)
             status.value = f"<span class='sl-error'>{html.escape(message)}</span>"
             button.disabled = False
             return
@@ -486,36 +480,3 @@ def dashboard_page(database_url: str | None = None):
     from IPython.display import display
 
     display(build_dashboard(database_url))
-
-
-# --- serving ---------------------------------------------------------------------------
-
-
-def find_notebook(notebook: Path | None = None) -> Path:
-    from smartlabel.errors import ConfigError
-
-    if notebook is not None:
-        if not Path(notebook).is_file():
-            raise ConfigError(f"notebook {notebook} does not exist; pass the path of admin-dashboard.ipynb")
-        return Path(notebook).resolve()
-    for candidate in (Path.cwd() / "admin-dashboard.ipynb",
-                      Path(__file__).resolve().parents[2] / "admin-dashboard.ipynb"):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise ConfigError("cannot find admin-dashboard.ipynb in the current folder; run `smartlabel dashboard` "
-                      "from the project folder or pass --notebook PATH")
-
-
-def dashboard_argv(notebook: Path, host: str, port: int, token: str) -> list[str]:
-    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
-            f"--Voila.ip={host}", "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
-            f"--Voila.token={token}"]
-
-
-def dashboard_environment(database_url: str) -> dict:
-    env = dict(os.environ)
-    env["DATABASE_URL"] = database_url
-    package_root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.setdefault("MPLBACKEND", "Agg")
-    return env

@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine, make_url
 
-from smartlabel.errors import ConfigError, DatabaseUnavailable
+from smartlabel.errors import ConfigError, DatabaseUnavailable, describe_error
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -317,13 +317,9 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
-        raise DatabaseUnavailable(describe_db_error(engine, exc)) from None
+        raise DatabaseUnavailable(describe_error(exc, engine)) from None
 
 
 def describe_db_error(engine: Engine, exc: BaseException) -> str:
-    where = engine.url.render_as_string(hide_password=True)
-    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return (
-        f"cannot reach the database at {where}: {first}. "
-        "Check DATABASE_URL and that the database server is running."
-    )
+    """Kept while orchestrator.py still imports it: use smartlabel.errors.describe_error."""
+    return describe_error(exc, engine)

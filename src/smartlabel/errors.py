@@ -44,3 +44,71 @@ class ImportFileError(SmartlabelError):
 
 class QualityInputError(SmartlabelError, ValueError):
     """Inputs to the label-quality pass do not fit together (shapes, unknown labels)."""
+
+
+# --- one line for any exception ------------------------------------------------------------
+
+UNREACHABLE = "unreachable"  # the database cannot be reached (or refused the login)
+NO_SCHEMA = "no schema"      # the database has no smartlabel tables
+SCHEMA = "schema"            # a statement the schema does not fit (not migrated to this code?)
+OURS = "ours"                # a SmartlabelError: its message already says what to do
+OTHER = "other"
+
+_UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for "relation ... does not exist"
+# SQLite reports these as OperationalError (PostgreSQL: ProgrammingError), like a lost connection
+_SQLITE_SCHEMA = ("no such column", "has no column named")
+
+
+def error_kind(exc: BaseException) -> str:
+    """Which of the kinds above `exc` is (what `describe_error` explains)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError  # sqlalchemy is slow to import
+
+    if isinstance(exc, DBAPIError):
+        said = str(exc.orig)
+        # psycopg2 errors carry a SQLSTATE; sqlite3 says it only in words
+        if getattr(exc.orig, "pgcode", None) == _UNDEFINED_TABLE or said.startswith("no such table"):
+            return NO_SCHEMA
+        if isinstance(exc, ProgrammingError) or said.startswith(_SQLITE_SCHEMA):
+            return SCHEMA
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            return UNREACHABLE
+    if isinstance(exc, (DatabaseUnavailable, ConnectionError)):
+        return UNREACHABLE
+    if isinstance(exc, SmartlabelError):
+        return OURS
+    return OTHER
+
+
+def describe_error(exc: BaseException, database=None) -> str:
+    """One line saying what went wrong and what to do next, for any exception.
+
+    `database` (an Engine or a sqlalchemy URL) is named, without its password, when it
+    cannot be reached or has no tables.
+    """
+    if isinstance(exc, SmartlabelError):
+        return str(exc)
+    kind, first = error_kind(exc), _first_line(exc)
+    at = f" at {_shown_url(database)}" if database is not None else ""
+    if kind == UNREACHABLE:
+        return (f"cannot reach the database{at}: {first.rstrip('.')}. "
+                "Check DATABASE_URL and that the database server is running.")
+    if kind == NO_SCHEMA:
+        return f"the database{at} has no smartlabel tables ({first}): run `smartlabel db upgrade`"
+    if kind == SCHEMA:
+        return f"database error: {first}; is the schema current? Run `smartlabel db upgrade`"
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of the error: the driver's own words, without SQLAlchemy's echo of the SQL."""
+    from sqlalchemy.exc import DBAPIError
+
+    lines = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _shown_url(database) -> str:
+    from sqlalchemy.engine import Engine
+
+    url = database.url if isinstance(database, Engine) else database
+    return url.render_as_string(hide_password=True)

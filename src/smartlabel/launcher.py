@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import text
-
 from smartlabel.db import check_connection, make_engine
 from smartlabel.migrate import upgrade
+from smartlabel.serve import LABELLING, page_url
+from smartlabel.store import items
 
 
 def prepare(settings, data: Path) -> int:
@@ -24,8 +24,7 @@ def prepare(settings, data: Path) -> int:
     engine = make_engine(settings.database_url)
     check_connection(engine)
     upgrade(engine)
-    with engine.connect() as conn:
-        n = conn.execute(text("SELECT COUNT(*) FROM items")).scalar_one()
+    n = items.count(engine)
     if n == 0:
         if not data.exists():
             print(f"no posts yet and {data} does not exist: import some with `smartlabel import FILE`",
@@ -36,18 +35,9 @@ def prepare(settings, data: Path) -> int:
             print(f"loading {data} into {engine.url.render_as_string(hide_password=True)} ...", flush=True)
             result = import_file(data, engine, settings=settings)
             print(result.summary(), flush=True)
-            with engine.connect() as conn:
-                n = conn.execute(text("SELECT COUNT(*) FROM items")).scalar_one()
+            n = items.count(engine)
     engine.dispose()
-    return int(n)
-
-
-def page_url(settings, host: str) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    url = f"http://{shown}:{settings.voila_port}/"
-    if settings.voila_token:
-        url += f"?token={settings.voila_token}"
-    return url
+    return n
 
 
 def run_all(settings, *, data: Path, host: str = "127.0.0.1") -> int:
@@ -57,7 +47,8 @@ def run_all(settings, *, data: Path, host: str = "127.0.0.1") -> int:
         "orchestrator": subprocess.Popen(cmd + ["orchestrate"]),
         "labelling page": subprocess.Popen(cmd + ["serve", "--host", host]),
     }
-    print(f"{n} posts. Labelling page: {page_url(settings, host)}  (Ctrl+C stops everything)", flush=True)
+    url = page_url(host, LABELLING.port(settings), LABELLING.token(settings))
+    print(f"{n} posts. Labelling page: {url}  (Ctrl+C stops everything)", flush=True)
 
     stopping = {"signal": None}
 

@@ -422,20 +422,9 @@ class Orchestrator:
             return False
 
     def _describe(self, exc: BaseException) -> str:
-        from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+        from smartlabel.errors import describe_error
 
-        if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-            first = str(getattr(exc, "orig", exc)).strip().splitlines()
-            if first and ("no such table" in first[0] or "does not exist" in first[0]):
-                return f"the database has no smartlabel schema ({first[0]}); run `smartlabel db upgrade`"
-            return describe_db_error(self.engine, exc)
-        if isinstance(exc, ProgrammingError):
-            first = str(getattr(exc, "orig", exc)).strip().splitlines()
-            return f"database error: {first[0] if first else exc}; is the schema current? run `smartlabel db upgrade`"
-        if isinstance(exc, SmartlabelError):
-            return str(exc)
-        text_ = str(exc).strip().splitlines()
-        return f"{type(exc).__name__}: {text_[0] if text_ else ''}".rstrip(": ")
+        return describe_error(exc, self.engine)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -1,0 +1,153 @@
+"""Serving a notebook with Voila: the labelling page and the admin dashboard alike.
+
+`smartlabel serve` and `smartlabel dashboard` differ only in the `Page` they serve.
+`prepare` finds the notebook, decides port and token, and builds Voila's command line
+and the environment its kernels get; `Launch.exec` then *becomes* Voila (`os.execvpe`).
+A launcher that waited on Voila in a subprocess would leave it and its kernels running
+when the launcher is killed; after the exec, stopping the process stops Voila.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, NoReturn
+
+from smartlabel.errors import ConfigError
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder `smartlabel` is imported from
+PROJECT = PACKAGE_ROOT.parent                         # a source checkout's top folder
+
+# Hosts that mean "every interface". Nobody can open them in a browser, so the URL shows
+# the loopback address of the same family: Voila (tornado) binds "::" to IPv6 only, and
+# "localhost" may resolve to ::1 first while a server on 0.0.0.0 listens on IPv4 only.
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A notebook page `smartlabel` serves, and the settings it is served with."""
+
+    title: str                        # printed before the URL
+    notebook: str                     # file name: looked up in the current folder, then the project
+    command: str                      # the `smartlabel` subcommand that serves it
+    token_setting: str                # the setting to name when a token is missing
+    exposed: str                      # what anyone reaching a server without a token can do
+    port: Callable[[object], int]     # settings -> default port
+    token: Callable[[object], str]    # settings -> default token
+
+
+LABELLING = Page("Labelling page", "voila-interface.ipynb", "serve", "VOILA_TOKEN", "label",
+                 port=lambda s: s.voila_port, token=lambda s: s.voila_token)
+DASHBOARD = Page("Admin dashboard", "admin-dashboard.ipynb", "dashboard", "DASHBOARD_TOKEN",
+                 "see labeller names and scores",
+                 port=lambda s: s.dashboard_port, token=lambda s: s.dashboard_token or s.voila_token)
+
+
+def find_notebook(page: Page, notebook: Path | None = None) -> Path:
+    """`notebook` if given, else the page's notebook in the current folder, else in the project."""
+    if notebook is not None:
+        if not notebook.is_file():
+            raise ConfigError(f"notebook {notebook} does not exist; pass the path of {page.notebook}")
+        return notebook.resolve()
+    for candidate in (Path.cwd() / page.notebook, PROJECT / page.notebook):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ConfigError(f"cannot find {page.notebook} in the current folder; run `smartlabel {page.command}` "
+                      "from the project folder or pass --notebook PATH")
+
+
+def resolve_token(token: str | None, no_token: bool, default: str) -> str:
+    """The token from --token / --no-token, else `default` (a setting)."""
+    if token and no_token:
+        raise ConfigError("--token and --no-token contradict each other; pass one of them")
+    if no_token:
+        return ""
+    return default if token is None else token
+
+
+def check_port(port: int) -> int:
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a port number (1-65535)")
+    return port
+
+
+def voila_argv(notebook: Path, host: str, port: int, token: str) -> list[str]:
+    """The Voila command line (an empty token switches Voila's token check off)."""
+    return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
+            f"--Voila.ip={host}", "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
+            f"--Voila.token={token}"]
+
+
+def kernel_environment(settings, database_url: str | None = None) -> dict[str, str]:
+    """The environment Voila and its kernels get: the launcher's settings, whatever their folder.
+
+    Settings that came from `.env` or defaults are exported, so a kernel (which runs in
+    the notebook's folder) sees exactly what the launcher saw; `database_url` overrides
+    DATABASE_URL. From a source checkout, kernels import this same code (PYTHONPATH).
+    """
+    env = dict(os.environ)
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    for name, value in settings.model_dump().items():
+        env.setdefault(name.upper(), json.dumps(value) if isinstance(value, (list, tuple)) else str(value))
+    if PACKAGE_ROOT.name == "src":
+        rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != PACKAGE_ROOT]
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *rest])
+    return env
+
+
+def page_url(host: str, port: int, token: str = "") -> str:
+    """The address to open: a wildcard host shown as loopback, an IPv6 literal in brackets."""
+    shown = WILDCARD_HOSTS.get(host, host)
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    query = f"?token={urllib.parse.quote(token, safe='')}" if token else ""
+    return f"http://{shown}:{port}/{query}"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything decided before Voila starts."""
+
+    page: Page
+    notebook: Path
+    host: str
+    port: int
+    token: str
+    environment: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return page_url(self.host, self.port, self.token)
+
+    @property
+    def argv(self) -> list[str]:
+        return voila_argv(self.notebook, self.host, self.port, self.token)
+
+    @property
+    def warning(self) -> str:
+        """What to tell the operator about an open server ('' when there is nothing to say)."""
+        if self.host in WILDCARD_HOSTS and not self.token:
+            return (f"the {self.page.title.lower()} listens on all interfaces without a token: anyone who can "
+                    f"reach this machine can {self.page.exposed}. Set {self.page.token_setting} or pass --token.")
+        return ""
+
+    def exec(self) -> NoReturn:
+        """Become Voila: this process is replaced, so stopping it stops Voila and its kernels."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execvpe(self.argv[0], self.argv, self.environment)
+
+
+def prepare(page: Page, settings, *, host: str, port: int | None = None, token: str | None = None,
+            no_token: bool = False, notebook: Path | None = None, database_url: str | None = None) -> Launch:
+    """Check the options (one clear ConfigError) and decide how Voila is started."""
+    token = resolve_token(token, no_token, page.token(settings))
+    port = check_port(page.port(settings) if port is None else port)
+    return Launch(page, find_notebook(page, notebook), host, port, token,
+                  kernel_environment(settings, database_url))
