@@ -1,4 +1,4 @@
-"""Model registry, the three models on small real data, the feature cache, acquisition scores."""
+"""Model registry, the three models on small real data, the feature cache."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
-from smartlabel import acquisition
 from smartlabel.errors import ConfigError
 from smartlabel.models import (
     MODELS,
@@ -220,64 +219,6 @@ def test_head_trained_on_cached_rows_gives_a_text_model(tmp_path, data):
     test_ids = list(range(len(X) + 1, len(X) + len(Xt) + 1))
     np.testing.assert_allclose(full.predict_proba(Xt), head.predict_proba(cache.rows(test_ids)), rtol=1e-6)
     assert (full.predict(Xt) == yt).mean() >= 0.9
-
-
-# --- acquisition -----------------------------------------------------------------------
-
-PROBA = np.array([
-    [0.34, 0.33, 0.33],  # confused
-    [0.98, 0.01, 0.01],  # sure
-    [0.50, 0.45, 0.05],  # torn between two
-    [0.70, 0.20, 0.10],
-])
-
-
-@pytest.mark.parametrize("kind", ["entropy", "margin", "certainty"])
-def test_priorities_higher_means_ask_first(kind):
-    pr = acquisition.priorities(kind, PROBA)
-    assert pr.shape == (4,) and np.argmin(pr) == 1  # the sure post comes last
-    if kind == "margin":
-        assert np.argmax(pr) == 0 and pr[2] > pr[3]
-    else:
-        assert np.argmax(pr) == 0
-    # scores of separate batches are comparable (no per-batch ranks)
-    np.testing.assert_allclose(
-        np.concatenate([acquisition.priorities(kind, PROBA[:2]), acquisition.priorities(kind, PROBA[2:])]), pr)
-
-
-def test_priorities_reuse_superintendent_and_match_the_fallbacks():
-    import superintendent.acquisition_functions as sf
-
-    fns = acquisition._lower_first_functions()
-    for name in ("entropy", "margin", "certainty"):
-        assert fns[name] is getattr(sf, name).__wrapped__
-        np.testing.assert_allclose(fns[name](PROBA), acquisition._FALLBACK[name](PROBA), atol=1e-12)
-        # superintendent's wrapped function (shuffle off) ranks lowest first: same order as ours reversed
-        ranks = getattr(sf, name)(PROBA, shuffle_prop=0.0)
-        ours = acquisition.priorities(name, PROBA)
-        assert list(np.argsort(ranks)) == list(np.argsort(-ours, kind="stable"))
-
-
-def test_random_priorities_and_edge_cases():
-    a = acquisition.priorities("random", PROBA, rng=np.random.default_rng(5))
-    b = acquisition.priorities("random", PROBA, rng=np.random.default_rng(5))
-    assert np.array_equal(a, b) and len(set(a)) == 4
-    assert acquisition.priorities("entropy", np.ones((3, 1))).tolist() == [0, 0, 0]
-    assert acquisition.priorities("margin", np.zeros((0, 3))).shape == (0,)
-    with pytest.raises(ConfigError, match="unknown acquisition"):
-        acquisition.priorities("bald", PROBA)
-
-
-def test_top_two():
-    l1, p1, l2, p2 = acquisition.top_two(PROBA, ["A", "B", "C"])
-    assert list(l1) == ["A"] * 4 and list(l2) == ["B", "B", "B", "B"]
-    assert p1.tolist() == [0.34, 0.98, 0.5, 0.7] and p2.tolist() == [0.33, 0.01, 0.45, 0.2]
-    l1, p1, l2, p2 = acquisition.top_two(np.array([[0.1, 0.9]]), ["A", "B"])
-    assert (l1[0], l2[0]) == ("B", "A")
-    l1, p1, l2, p2 = acquisition.top_two(np.ones((2, 1)), ["A"])
-    assert list(l2) == [None, None] and p2.tolist() == [0, 0]
-    with pytest.raises(ValueError):
-        acquisition.top_two(PROBA, ["A", "B"])
 
 
 def test_active_features_gives_the_same_linear_model_on_fewer_columns(data):

@@ -53,6 +53,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from smartlabel import acquisition
 from smartlabel.errors import SmartlabelError
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
     "format_table", "write_curve_csv", "plot_curve", "labels_to_reach",
 ]
 
-BASELINE = "random"
+BASELINE = acquisition.RANDOM
 TARGETS = (0.90, 0.95)
 CURVE_COLUMNS = ["strategy", "seed", "labels", "heldout_accuracy", "unqueried_accuracy", "classes_seen"]
 
@@ -320,6 +321,15 @@ def _label_schedule(initial: int, step: int, budget: int) -> list[int]:
     return counts
 
 
+def _check_strategies(strategies: Sequence[str]) -> list[str]:
+    """The strategies to compare, each once, the baseline (random) last; unknown names are an error."""
+    strategies = [s.strip() for s in strategies if s and s.strip()]
+    for s in strategies:
+        if s not in acquisition.names():
+            raise SimulationError(f"unknown strategy {s!r}; use one of {', '.join(acquisition.names())}")
+    return [s for s in dict.fromkeys(strategies) if s != BASELINE] + [BASELINE]
+
+
 def _accuracy(classes: np.ndarray, proba: np.ndarray, truth: np.ndarray) -> float:
     if len(truth) == 0:
         return float("nan")
@@ -371,14 +381,10 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from smartlabel.acquisition import KINDS, priorities
+    from smartlabel.acquisition import priorities
 
     say = log or (lambda msg: print(msg, file=sys.stderr))
-    strategies = [s.strip() for s in strategies if s and s.strip()]
-    for s in strategies:
-        if s not in KINDS:
-            raise SimulationError(f"unknown strategy {s!r}; use one of {', '.join(KINDS)}")
-    strategies = [s for s in dict.fromkeys(strategies) if s != BASELINE] + [BASELINE]
+    strategies = _check_strategies(strategies)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise SimulationError("--seeds must be at least 1")
