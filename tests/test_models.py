@@ -1,4 +1,4 @@
-"""Model registry, the three models on small real data, the feature cache."""
+"""Model registry: the three models on small real data, errors, adding a model, light imports."""
 
 from __future__ import annotations
 
@@ -14,15 +14,7 @@ from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
 from smartlabel.errors import ConfigError
-from smartlabel.models import (
-    MODELS,
-    CalibratedLinearSVC,
-    FeatureCache,
-    join_pipeline,
-    make_model,
-    split_pipeline,
-    text_vectorizer,
-)
+from smartlabel.models import MODELS, CalibratedLinearSVC, make_model, split_pipeline, text_vectorizer
 
 from text_corpus import VOCAB, make_texts
 
@@ -144,94 +136,31 @@ def test_adding_a_model_is_one_factory(monkeypatch, data):
     check_fitted(make_model("nb", labels=CLASSES).fit(X, y), Xt, yt)
 
 
-def test_importing_models_does_not_import_tensorflow():
-    code = ("import sys; import smartlabel.models as m, smartlabel.acquisition; "
+def test_the_model_setting_allows_exactly_the_registered_models():
+    import typing
+
+    from smartlabel.settings import Settings
+
+    assert set(typing.get_args(Settings.model_fields["model"].annotation)) == set(MODELS)
+
+
+def test_split_pipeline_finds_the_vectoriser_only_in_two_step_text_pipelines():
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    for kind in MODELS:
+        vec, head = split_pipeline(make_model(kind, labels=CLASSES))
+        assert hasattr(vec, "vocabulary") and hasattr(head, "predict_proba")
+    assert split_pipeline(LogisticRegression()) is None
+    assert split_pipeline(Pipeline([("tfidf", TfidfTransformer()), ("clf", LogisticRegression())])) is None
+
+
+def test_importing_models_does_not_import_tensorflow_or_superintendent():
+    code = ("import sys; import smartlabel.models as m, smartlabel.acquisition as a, smartlabel.training; "
             "m.make_model('keras', labels=['a','b']); m.make_model('lr', labels=['a','b']).fit(['aa bb','cc dd'], ['a','b']); "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+            "a.priorities('entropy', [[0.2, 0.8]]); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules, 'superintendent' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == ["False", "False"]
-
-
-# --- feature cache -------------------------------------------------------------------
-
-
-class Pool:
-    def __init__(self, texts):
-        self.texts = dict(enumerate(texts, start=1))
-        self.fetched = []
-
-    def fetch(self, ids):
-        self.fetched.append(list(ids))
-        return (self.texts[i] for i in ids)
-
-    def ids_hashes(self):
-        ids = sorted(self.texts)
-        return ids, [str(hash(self.texts[i])) for i in ids]
-
-
-def test_feature_cache_transforms_only_new_posts_and_persists(tmp_path):
-    texts, _ = make_texts(10, seed=11)
-    pool = Pool(texts[:20])
-    model = make_model("lr", labels=CLASSES)
-    cache = FeatureCache.for_model(model, tmp_path)
-    stats = cache.sync(*pool.ids_hashes(), pool.fetch)
-    assert stats.refitted and stats.total == 20 and pool.fetched == [list(range(1, 21))]
-    first = cache.rows([3, 1]).toarray()
-    # nothing new: nothing fetched
-    assert not cache.sync(*pool.ids_hashes(), pool.fetch).refitted and len(pool.fetched) == 1
-    # 5 new posts, one deleted, one edited: only the 6 changed texts are read
-    for k in range(21, 26):
-        pool.texts[k] = texts[k - 1]
-    del pool.texts[2]
-    pool.texts[4] = texts[29]
-    stats = cache.sync(*pool.ids_hashes(), pool.fetch)
-    assert (stats.refitted, stats.added, stats.removed, stats.total) == (False, 6, 2, 24)
-    assert pool.fetched[-1] == [4, 21, 22, 23, 24, 25]
-    np.testing.assert_allclose(cache.rows([3, 1]).toarray(), first)
-    direct = cache.vectorizer.transform([pool.texts[i] for i in [25, 4, 1]]).toarray()
-    np.testing.assert_allclose(cache.rows([25, 4, 1]).toarray(), direct, rtol=1e-6)
-    with pytest.raises(KeyError):
-        cache.rows([2])
-    # a new process loads the cache from disk and reads no text
-    again = FeatureCache.for_model(make_model("svm", labels=CLASSES), tmp_path)  # same vectoriser
-    assert again.key == cache.key and again.path.exists()
-    n = len(pool.fetched)
-    assert not again.sync(*pool.ids_hashes(), pool.fetch).refitted and len(pool.fetched) == n
-    # keras has its own vectoriser, so its own cache file
-    assert FeatureCache.for_model(make_model("keras", labels=CLASSES), tmp_path).key != cache.key
-    # the pool doubles: the vectoriser is refitted on everything
-    for k in range(26, 60):
-        pool.texts[k] = f"brand new words number {k} zebra giraffe"
-    assert again.sync(*pool.ids_hashes(), pool.fetch).refitted
-    assert "zebra" in again.vectorizer.vocabulary_
-
-
-def test_head_trained_on_cached_rows_gives_a_text_model(tmp_path, data):
-    X, y, Xt, yt = data
-    pool = Pool(X + Xt)
-    model = make_model("lr", labels=CLASSES)
-    cache = FeatureCache.for_model(model, None)
-    cache.sync(*pool.ids_hashes(), pool.fetch)
-    vec, head = split_pipeline(model)
-    head = clone(head).fit(cache.rows(range(1, len(X) + 1)), y)
-    full = join_pipeline(cache.vectorizer, head)
-    test_ids = list(range(len(X) + 1, len(X) + len(Xt) + 1))
-    np.testing.assert_allclose(full.predict_proba(Xt), head.predict_proba(cache.rows(test_ids)), rtol=1e-6)
-    assert (full.predict(Xt) == yt).mean() >= 0.9
-
-
-def test_active_features_gives_the_same_linear_model_on_fewer_columns(data):
-    from smartlabel.models import ActiveFeatures
-
-    X, y, Xt, yt = data
-    vec = text_vectorizer().fit(X + Xt + ["zebra giraffe words nobody labelled"] * 3)
-    Xtr, Xte = vec.transform(X), vec.transform(Xt)
-    head = make_model("lr", labels=CLASSES).named_steps["clf"]
-    full = clone(head).fit(Xtr, y)
-    small = ActiveFeatures(head).fit(Xtr, y)
-    assert len(small.columns_) < Xtr.shape[1] and list(small.classes_) == CLASSES
-    np.testing.assert_allclose(small.predict_proba(Xte), full.predict_proba(Xte), atol=1e-4)
-    assert list(small.predict(Xte)) == list(full.predict(Xte))
-    scores = cross_val_score(ActiveFeatures(head), Xtr, y, scoring="accuracy", cv=3)
-    assert scores.mean() >= 0.8
+    assert out.stdout.split() == ["False", "False", "False"]

@@ -3,26 +3,28 @@
     smartlabel simulate corpus.csv --truth-column topic --model lr --strategy entropy
 
 A labelled file stands in for the labellers: its truth column is the oracle. The
-loop is the orchestrator's, with the production code, in memory:
+loop is the orchestrator's, with the production code (`smartlabel.training.Learner`),
+in memory:
 
 1. The corpus is split once (stratified, fixed seed) into a **pool** the
    simulated labellers draw from and a **held-out** share (default 25 %) that is
    never queried nor trained on. `--max-items` first subsamples the corpus
    (stratified), to keep big corpora fast; the output says so.
-2. Features: the model's own TF-IDF vectoriser, fitted once on the pool's text
-   through `smartlabel.models.FeatureCache` (as the orchestrator does); the
-   held-out share is transformed with it.
-3. **Full-data accuracy** (the reference): the model's classifier trained on the
-   whole pool with its true labels, scored on the held-out share. The targets
-   are 90 % and 95 % of it.
+2. Features: the Learner's feature cache, the model's own TF-IDF vectoriser fitted
+   once on the pool's text (as in the orchestrator); the held-out share is
+   transformed with it.
+3. **Full-data accuracy** (the reference): the model trained on the whole pool
+   with its true labels, scored on the held-out share. The targets are 90 % and
+   95 % of it.
 4. For each seed: a random initial sample of `--initial` pool items (redrawn
    while it holds a single class), the same for every strategy of that seed.
-   Then, until `--budget` labels: train the model's classifier (a fresh clone)
-   on the labelled items; record its accuracy on the held-out share and on the
-   pool items not queried yet; score the unlabelled pool with
-   `smartlabel.acquisition.priorities(strategy, proba)` and "label" the `--step`
-   highest (a `--shuffle-prop` share of each batch is picked at random instead,
-   like the queue's exploration).
+   Then, until `--budget` labels: `Learner.fit` trains a fresh model on the
+   labelled items (the orchestrator's `ActiveFeatures` path); record its accuracy
+   on the held-out share and on the pool items not queried yet; `Learner.score`
+   gives the unlabelled pool its priorities (`smartlabel.acquisition`, the
+   strategy's registry entry) and the `--step` highest are "labelled" (a
+   `--shuffle-prop` share of each batch is picked at random instead, like the
+   queue's exploration).
 5. Random sampling (`priorities("random", ...)`) runs beside every strategy with
    the same seeds and initial samples: it is the baseline. It may go on past the
    budget (`--baseline-budget`, in `--baseline-step` steps), so that the labels
@@ -237,57 +239,6 @@ def labels_to_reach(labels: Sequence[int], accuracy: Sequence[float], target: fl
 # --- the loop ---------------------------------------------------------------------------
 
 
-class _Learner:
-    """The production model behind a rows-in face, trained as the orchestrator trains it.
-
-    For our models (a TF-IDF vectoriser + classifier `Pipeline`) the vectoriser is
-    fitted once on the pool through `models.FeatureCache`, and each step trains a
-    fresh clone of `models.ActiveFeatures(<the pipeline's classifier>)` on the
-    cached rows of the labelled items: the classifier sees only the feature
-    columns its training rows use (for the L2 linear models, lr and svm, that is
-    the same model, far faster). Any other model reads raw text.
-    """
-
-    def __init__(self, kind: str, labels: Sequence[str], class_weight: str, pool_texts: list[str],
-                 heldout_texts: list[str]):
-        from smartlabel.models import FeatureCache, make_model, split_pipeline
-
-        self.kind, self.labels, self.class_weight = kind, list(labels), class_weight
-        template = make_model(kind, labels=self.labels, class_weight=class_weight, random_state=0)
-        parts = split_pipeline(template)
-        if parts is None:  # a model that reads text itself: no cache possible
-            self.cache = None
-            self.pool = np.asarray(pool_texts, dtype=object)
-            self.heldout = np.asarray(heldout_texts, dtype=object)
-            return
-        cache = FeatureCache.for_model(template, None)  # in memory only
-        ids = np.arange(len(pool_texts), dtype=np.int64)
-        cache.sync(ids, [str(i) for i in ids], lambda wanted: [pool_texts[i] for i in wanted])
-        self.cache = cache
-        self.pool = cache.rows(ids).tocsr()
-        self.heldout = cache.vectorizer.transform(heldout_texts).astype(np.float32).tocsr()
-        self.n_features = self.pool.shape[1]
-
-    def fit(self, rows: np.ndarray, y: np.ndarray, random_state: int):
-        """A fresh model (from the production factory) trained on these pool rows."""
-        from smartlabel.models import ActiveFeatures, make_model, split_pipeline
-
-        model = make_model(self.kind, labels=self.labels, class_weight=self.class_weight,
-                           random_state=random_state)
-        if self.cache is None:
-            return model.fit(list(self.pool[rows]), y)
-        return ActiveFeatures(split_pipeline(model)[1]).fit(self.pool[rows], y)
-
-    def _features(self, X):
-        return X if self.cache is not None else list(X)
-
-    def proba_pool(self, est, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(est.predict_proba(self._features(self.pool[rows])))
-
-    def proba_heldout(self, est) -> np.ndarray:
-        return np.asarray(est.predict_proba(self._features(self.heldout)))
-
-
 def _split(truth: np.ndarray, heldout: float, max_items: int | None, seed: int):
     """(pool indices, held-out indices) of a stratified split, after an optional subsample."""
     from sklearn.model_selection import train_test_split
@@ -331,10 +282,13 @@ def _check_strategies(strategies: Sequence[str]) -> list[str]:
 
 
 def _accuracy(classes: np.ndarray, proba: np.ndarray, truth: np.ndarray) -> float:
+    return _share_right(classes[np.argmax(proba, axis=1)], truth)
+
+
+def _share_right(predicted: np.ndarray, truth: np.ndarray) -> float:
     if len(truth) == 0:
         return float("nan")
-    pred = classes[np.argmax(proba, axis=1)]
-    return float(np.mean(pred == truth))
+    return float(np.mean(predicted == truth))
 
 
 def simulate(
@@ -366,7 +320,7 @@ def simulate(
     from threadpoolctl import threadpool_limits
 
     import scipy.optimize  # noqa: F401  (load every BLAS copy first: limits apply to loaded ones)
-    import smartlabel.models  # noqa: F401
+    import smartlabel.training  # noqa: F401
 
     with threadpool_limits(1, user_api="blas"):
         return _simulate(corpus, model=model, strategies=strategies, initial=initial, step=step,
@@ -381,7 +335,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from smartlabel.acquisition import priorities
+    from smartlabel.training import Learner
 
     say = log or (lambda msg: print(msg, file=sys.stderr))
     strategies = _check_strategies(strategies)
@@ -418,17 +372,21 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
                                 if baseline_budget > budget else [])
 
     labels = corpus.classes
-    learner = _Learner(model, labels, class_weight, pool_texts, held_texts)
+    # the orchestrator's Learner on the pool (ids are pool positions), its features in memory
+    learner = Learner(model, labels=labels, class_weight=class_weight)
+    pool_ids = np.arange(len(pool_texts), dtype=np.int64)
+    learner.sync(pool_ids, [str(i) for i in pool_ids], lambda wanted: [pool_texts[i] for i in wanted])
+    X_held = learner.transform(held_texts)
     t_feat = time.perf_counter() - t0
     subsampled = bool(max_items and max_items < len(corpus.texts))
     say(f"{len(corpus.texts)} items, {len(labels)} classes: pool {len(pool_idx)}, held out {len(held_idx)}"
         + (f" (subsampled from {len(corpus.texts)} with --max-items)" if subsampled else "")
-        + (f"; {learner.n_features} features in {t_feat:.1f} s" if learner.cache is not None else ""))
+        + (f"; {learner.n_features} features in {t_feat:.1f} s" if learner.n_features is not None else ""))
 
     # the reference: the classifier trained on the whole pool, scored on the held-out share
     t1 = time.perf_counter()
-    full = learner.fit(np.arange(len(pool_idx)), y_pool, random_state=split_seed)
-    full_accuracy = _accuracy(np.asarray(full.classes_), learner.proba_heldout(full), y_held)
+    full = learner.fit(learner.features(pool_ids), y_pool, random_state=split_seed)
+    full_accuracy = _accuracy(np.asarray(full.classes_), full.predict_proba(X_held), y_held)
     t_full = time.perf_counter() - t1
     targets = {f: f * full_accuracy for f in TARGETS}
     say(f"full-data accuracy {full_accuracy:.3f} ({model} trained on all {len(pool_idx)} pool items, "
@@ -450,14 +408,14 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
                 for i, n in enumerate(plan):
                     lab_rows = np.flatnonzero(labelled)
                     assert len(lab_rows) == n
-                    est = learner.fit(lab_rows, y_pool[lab_rows], random_state=seed)
+                    est = learner.fit(learner.features(lab_rows), y_pool[lab_rows], random_state=seed)
                     classes = np.asarray(est.classes_)
                     rest = np.flatnonzero(~labelled)
-                    proba_rest = learner.proba_pool(est, rest) if len(rest) else np.zeros((0, len(classes)))
+                    scored = learner.score(est, rest, strategy, rng)  # priorities and predicted labels
                     rows.append({
                         "strategy": strategy, "seed": seed, "labels": n,
-                        "heldout_accuracy": _accuracy(classes, learner.proba_heldout(est), y_held),
-                        "unqueried_accuracy": _accuracy(classes, proba_rest, y_pool[rest]),
+                        "heldout_accuracy": _accuracy(classes, est.predict_proba(X_held), y_held),
+                        "unqueried_accuracy": _share_right(scored.labels, y_pool[rest]),
                         "classes_seen": len(classes),
                     })
                     bar.update(1)
@@ -465,7 +423,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
                         break
                     want = plan[i + 1] - n
                     n_random = int(round(shuffle_prop * want)) if strategy != BASELINE else 0
-                    pri = priorities(strategy, proba_rest, rng)
+                    pri = scored.priorities
                     # best first; equal priorities (e.g. posts sharing no term with the labelled
                     # ones get the same probabilities) in random order, not in file order
                     order = np.lexsort((rng.random(len(rest)), -pri))
@@ -503,7 +461,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         "initial": initial, "step": step, "budget": budget,
         "baseline_budget": baseline_budget, "baseline_step": baseline_step,
         "shuffle_prop": shuffle_prop, "class_weight": class_weight,
-        "features": getattr(learner, "n_features", None),
+        "features": learner.n_features,
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_full_model": round(t_full, 1),
     }
