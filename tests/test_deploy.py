@@ -9,9 +9,7 @@ There is no Docker engine here, so:
   real PostgreSQL (pgserver);
 - CONTAINER COMMANDS OUTSIDE DOCKER: the exact command lines the orchestrator and
   voila containers run are read from the compose file and executed here, with
-  container paths mapped to this checkout, against PostgreSQL. They skip (with
-  the missing piece named) until `smartlabel import`, `orchestrator.py`,
-  `aldata.csv`, `smartlabel serve` and `voila-interface.ipynb` exist.
+  container paths mapped to this checkout, against PostgreSQL.
 """
 
 from __future__ import annotations
@@ -339,10 +337,6 @@ def test_dockerfile_layers_and_user(service):
     assert users and users[-1] not in ("root", "0"), "the process must not run as root"
 
 
-# Files other issues add; until they land, the COPY check below skips and names them.
-PENDING_FILES = {"README.md": "the README", "orchestrator.py": "issue 5", "voila-interface.ipynb": "issue 6"}
-
-
 def _dockerignored() -> set[str]:
     return {
         line.strip().rstrip("/")
@@ -364,10 +358,7 @@ def test_every_copied_file_exists_and_is_in_the_build_context(service):
         top = src.split("/")[0]
         assert src not in ignored and top not in ignored, f"{src} is excluded by .dockerignore"
     missing = [src for src in sources if not (ROOT / src).exists()]
-    unexpected = [src for src in missing if src not in PENDING_FILES]
-    assert not unexpected, f"{DOCKERFILES[service].name} copies files that do not exist: {unexpected}"
-    if missing:
-        pytest.skip("not in the checkout yet: " + ", ".join(f"{m} ({PENDING_FILES[m]})" for m in missing))
+    assert not missing, f"{DOCKERFILES[service].name} copies files that do not exist: {missing}"
 
 
 def test_tensorflow_is_never_reinstalled():
@@ -676,22 +667,6 @@ def test_backup_and_restore_commands_in_the_docs_work(pg_admin_url, pg_url, tmp_
 # --- the containers' exact commands, run outside Docker (see the module docstring) ------
 
 
-def _cli_commands() -> set[str]:
-    import typer
-
-    from smartlabel.cli import app
-
-    group = typer.main.get_command(app)
-    return set(group.commands)
-
-
-def _missing(*, commands: tuple[str, ...] = (), files: tuple[str, ...] = ()) -> str | None:
-    cli = _cli_commands()
-    missing = [f"`smartlabel {c}`" for c in commands if c not in cli]
-    missing += [f"`{f}`" for f in files if not (ROOT / f).exists()]
-    return ", ".join(missing) or None
-
-
 def _dockerfile_workdir(dockerfile: Path) -> str:
     workdirs = [s.split(None, 1)[1] for s in _instructions(dockerfile) if s.startswith("WORKDIR")]
     return workdirs[-1]
@@ -852,9 +827,6 @@ def test_orchestrator_container_command_runs_outside_docker(resolved, project, p
     exec'd into orchestrator.py and it stays up). Second start (a container restart):
     nothing imported twice.
     """
-    missing = _missing(commands=("import",), files=("orchestrator.py", "aldata.csv"))
-    if missing:
-        pytest.skip(f"container command not runnable yet: {missing} missing (issues 4 and 5)")
     from smartlabel.migrate import head_revision
 
     url = _empty_database(pg_admin_url)
@@ -896,20 +868,14 @@ def _get(port: int, path: str) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("service, port_var, command, notebook", [
-    ("voila", "VOILA_PORT", "serve", "voila-interface.ipynb"),
-    ("dashboard", "DASHBOARD_PORT", "dashboard", "admin-dashboard.ipynb"),
-])
+@pytest.mark.parametrize("service, port_var", [("voila", "VOILA_PORT"), ("dashboard", "DASHBOARD_PORT")])
 def test_voila_container_command_runs_outside_docker(resolved, project, pg_url, dotenv, tmp_path,
-                                                      service, port_var, command, notebook):
+                                                      service, port_var):
     """CONTAINER COMMAND: the voila (or dashboard) service's `command`, exactly, against PostgreSQL.
 
     The page answers on its port with the token from .env, and refuses without it.
     Only the port differs (VOILA_PORT / DASHBOARD_PORT), so parallel test runs do not collide.
     """
-    missing = _missing(commands=(command,), files=(notebook,))
-    if missing:
-        pytest.skip(f"container command not runnable yet: {missing} missing (issue 6)")
     _fill_admin_fixture(pg_url).dispose()
     port = _free_port()
     run = ContainerRun(resolved, project, service, tmp_path, overrides={},

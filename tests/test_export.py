@@ -131,6 +131,8 @@ def test_status_and_cli(project, tmp_path):
     assert f"run {run['id']} (ok)" in out.output
     out = runner.invoke(app, ["autolabel", "--no-progress"], env=env)
     assert out.exit_code == 0 and "auto-labelled 30 post(s)" in out.output
+    out = runner.invoke(app, ["status"], env=env)
+    assert "lr/autolabel" in out.output and f"follows run {p['run']}" in out.output
     out = runner.invoke(app, ["export", "--out", str(tmp_path / "x.csv"), "--no-progress"], env=env)
     assert out.exit_code == 0 and "wrote 60 post(s)" in out.output and (tmp_path / "x.csv").exists()
     for cmd in ("orchestrate", "autolabel", "export", "status"):

@@ -28,7 +28,7 @@ A, B = "Advocacy", "Others"
 
 def make_queue(url, worker, **overrides):
     overrides.setdefault("shuffle_prop", 0.0)
-    overrides.setdefault("audit_share", 0.0)  # audit and review hand-outs: tests/test_quality_queue.py
+    overrides.setdefault("audit_share", 0.0)  # audit and review hand-outs: tests/test_queue_audit_review.py
     overrides.setdefault("review_share", 0.0)
     overrides.setdefault("database_url", url)
     return LabelQueue(url, worker, settings=load_settings(**overrides), rng=random.Random(1))
@@ -199,19 +199,6 @@ def test_overlap_two_needs_two_distinct_labellers(db_url, engine_for):
     assert qa.progress == 1.0
 
 
-def test_prune_keeps_current_and_newest_runs(db_url, engine_for):
-    ids = seed_items(db_url, 3)
-    engine = engine_for(db_url)
-    runs = [new_run(engine) for _ in range(4)]
-    for r in runs:
-        store_predictions.write(engine, r, ids, [0.5] * 3)
-    store_runs.set_current(engine, runs[0])
-    store_predictions.prune(engine, keep_runs=2)
-    with engine.connect() as conn:
-        left = sorted(r for (r,) in conn.execute(text("SELECT DISTINCT run_id FROM predictions")))
-    assert left == sorted([runs[0], runs[2], runs[3]])
-
-
 def test_bulk_write_does_not_block_pop_on_postgres(pg_url, engine_for):
     """A run's 100k priorities are being written (transaction still open): pop still answers."""
     seed_items(pg_url, 50)
@@ -243,20 +230,6 @@ def test_bulk_write_does_not_block_pop_on_postgres(pg_url, engine_for):
     assert not alive, "pop waited for the bulk write"
     assert result["item"] in all_ids
     assert len(ids) == 50
-
-
-def test_write_predictions_takes_numpy_values(db_url, engine_for):
-    import numpy as np
-
-    ids = seed_items(db_url, 3)
-    engine = engine_for(db_url)
-    run = new_run(engine)
-    store_predictions.write(engine, run, [np.int64(i) for i in ids], list(np.array([0.25, 0.5, 0.75])),
-                      confidences=list(np.array([0.9, 0.8, 0.7], dtype=np.float32)))
-    with engine.connect() as conn:
-        got = conn.execute(text("SELECT item_id, priority, confidence FROM predictions ORDER BY item_id")).all()
-    assert [(i, p) for i, p, _ in got] == list(zip(ids, [0.25, 0.5, 0.75]))
-    assert [round(c, 4) for _, _, c in got] == [0.9, 0.8, 0.7]
 
 
 def test_done_posts_sink_in_the_current_run_only_when_done(db_url, engine_for):

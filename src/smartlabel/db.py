@@ -76,7 +76,7 @@ items = Table(
         postgresql_where=text("NOT done"),
         sqlite_where=text("NOT done"),
     ),
-    # audit hand-outs (issue 9): done posts labelled by exactly one labeller, in random order
+    # audit hand-outs: done posts labelled by exactly one labeller, in random order
     Index(
         "ix_items_audit_rand",
         "rand_key",
@@ -172,7 +172,7 @@ predictions = Table(
     Column("second_confidence", Float, nullable=True),
     # higher is handed out first
     Column("priority", Float, nullable=False),
-    # diversity (issue 9): among the top uncertain candidates, the id of the post this one
+    # diversity: among the top uncertain candidates, the id of the post this one
     # near-duplicates (its own id when it leads its group); NULL outside the candidates
     Column("cluster", Integer, nullable=True),
     Index("ix_predictions_run_id_priority", "run_id", "priority"),
@@ -186,7 +186,7 @@ queue_state = Table(
     Column("updated_at", DateTime, nullable=True),
 )
 
-# --- label quality (issue 9; smartlabel.quality writes these after each model run) ---
+# --- label quality (smartlabel.quality computes these after each model run) ---
 
 # One row per model run the quality pass ran for: the review queue follows the newest.
 quality_runs = Table(

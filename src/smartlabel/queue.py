@@ -56,7 +56,7 @@ _NOT_SKIPPED = "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND
 _FREE = f"NOT i.done AND {_UNHELD.format(mine='')} AND {_NOT_LABELLED_BY_ME}"
 _NOT_OTHERS_NOR_MINE = f"{_UNHELD.format(mine='AND le.worker_id <> :worker')} AND {_NOT_LABELLED_BY_ME}"
 _NOT_OTHERS = f"NOT i.done AND {_NOT_OTHERS_NOR_MINE}"
-# audit and review hand out posts whatever their `done` flag (issue 9): held by no one,
+# audit and review hand out posts whatever their `done` flag: held by no one,
 # not labelled or skipped by this worker
 _AVAILABLE = f"{_UNHELD.format(mine='')} AND {_NOT_LABELLED_BY_ME} {_NOT_SKIPPED}"
 _CURRENT_RUN = "(SELECT current_run_id FROM queue_state WHERE id = 1)"
@@ -174,7 +174,7 @@ _SINK_DONE = f"""
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
 _ORDER = ("held", "priority", "unscored", "skipped")
 _EXPLORE_ORDER = ("held", "random", "priority", "unscored", "skipped")
-# AUDIT_SHARE / REVIEW_SHARE of pops try these first (issue 9); nothing to audit or review
+# AUDIT_SHARE / REVIEW_SHARE of pops try these first; nothing to audit or review
 # falls through to the usual order
 _AUDIT_ORDER = ("held", "audit", "priority", "unscored", "skipped")
 _REVIEW_ORDER = ("held", "review", "priority", "unscored", "skipped")
