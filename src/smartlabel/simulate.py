@@ -333,25 +333,12 @@ def simulate(
 def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step,
               heldout, max_items, shuffle_prop, class_weight, split_seed, progress, log, desc) -> SimulationResult:
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from smartlabel.training import Learner
 
     say = log or (lambda msg: print(msg, file=sys.stderr))
     strategies = _check_strategies(strategies)
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seed_list:
-        raise SimulationError("--seeds must be at least 1")
-    if initial < 2:
-        raise SimulationError("--initial must be at least 2 (the first model needs two classes)")
-    if step < 1:
-        raise SimulationError("--step must be at least 1")
-    if not 0.0 < heldout < 1.0:
-        raise SimulationError("--heldout must be a share between 0 and 1, e.g. 0.25")
-    if not 0.0 <= shuffle_prop <= 1.0:
-        raise SimulationError("--shuffle-prop must be between 0 and 1")
-    if max_items is not None and max_items < 20:
-        raise SimulationError("--max-items must be at least 20")
+    seed_list = _check_options(seeds, initial, step, heldout, shuffle_prop, max_items)
 
     t0 = time.perf_counter()
     pool_idx, held_idx = _split(corpus.truth, heldout, max_items, split_seed)
@@ -363,13 +350,14 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         budget = len(pool_idx)
     if initial > budget:
         raise SimulationError(f"--initial ({initial}) is more than the budget ({budget})")
-    schedule = _label_schedule(initial, step, budget)
     baseline_budget = min(max(baseline_budget or budget, budget), len(pool_idx))
     baseline_step = int(baseline_step or step)
     if baseline_step < 1:
         raise SimulationError("--baseline-step must be at least 1")
-    base_schedule = schedule + (_label_schedule(budget, baseline_step, baseline_budget)[1:]
-                                if baseline_budget > budget else [])
+    schedule = _label_schedule(initial, step, budget)
+    plans = {s: schedule for s in strategies}
+    if baseline_budget > budget:  # random sampling goes on past the budget
+        plans[BASELINE] = schedule + _label_schedule(budget, baseline_step, baseline_budget)[1:]
 
     labels = corpus.classes
     # the orchestrator's Learner on the pool (ids are pool positions), its features in memory
@@ -392,63 +380,10 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     say(f"full-data accuracy {full_accuracy:.3f} ({model} trained on all {len(pool_idx)} pool items, "
         f"scored on {len(held_idx)} held-out items; {t_full:.1f} s)")
 
-    rows = []
-    total = len(seed_list) * ((len(strategies) - 1) * len(schedule) + len(base_schedule))
-    bar = tqdm(total=total, desc=desc or f"simulate {model}", unit="fit", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
-    try:
-        for seed in seed_list:
-            init = _initial_sample(np.random.default_rng([seed, 1]), y_pool, initial)
-            for strategy in strategies:
-                bar.set_postfix_str(f"{strategy} seed {seed}")
-                rng = np.random.default_rng([seed, 2])  # acquisition and exploration draws
-                labelled = np.zeros(len(pool_idx), dtype=bool)
-                labelled[init] = True
-                plan = base_schedule if strategy == BASELINE else schedule
-                for i, n in enumerate(plan):
-                    lab_rows = np.flatnonzero(labelled)
-                    assert len(lab_rows) == n
-                    est = learner.fit(learner.features(lab_rows), y_pool[lab_rows], random_state=seed)
-                    classes = np.asarray(est.classes_)
-                    rest = np.flatnonzero(~labelled)
-                    scored = learner.score(est, rest, strategy, rng)  # priorities and predicted labels
-                    rows.append({
-                        "strategy": strategy, "seed": seed, "labels": n,
-                        "heldout_accuracy": _accuracy(classes, est.predict_proba(X_held), y_held),
-                        "unqueried_accuracy": _share_right(scored.labels, y_pool[rest]),
-                        "classes_seen": len(classes),
-                    })
-                    bar.update(1)
-                    if i + 1 == len(plan):
-                        break
-                    want = plan[i + 1] - n
-                    n_random = int(round(shuffle_prop * want)) if strategy != BASELINE else 0
-                    pri = scored.priorities
-                    # best first; equal priorities (e.g. posts sharing no term with the labelled
-                    # ones get the same probabilities) in random order, not in file order
-                    order = np.lexsort((rng.random(len(rest)), -pri))
-                    chosen = list(rest[order[: want - n_random]])
-                    if n_random:
-                        others = rest[order[want - n_random:]]
-                        chosen += list(rng.choice(others, size=min(n_random, len(others)), replace=False))
-                    labelled[np.asarray(chosen, dtype=np.int64)] = True
-    finally:
-        bar.close()
-
+    rows = _curve_rows(learner, plans, seed_list, y_pool, X_held, y_held, initial, shuffle_prop,
+                       desc=desc or f"simulate {model}", progress=progress)
     curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
-    mean = curve.groupby(["strategy", "labels"], sort=True)[["heldout_accuracy", "unqueried_accuracy"]].mean()
-    l2t, l2t_seed, l2t_unq = {}, {}, {}
-    for s in strategies:
-        m = mean.loc[s]
-        l2t[s] = {f: labels_to_reach(m.index, m["heldout_accuracy"], a) for f, a in targets.items()}
-        l2t_unq[s] = {f: labels_to_reach(m.index, m["unqueried_accuracy"], a) for f, a in targets.items()}
-        l2t_seed[s] = {}
-        for f, a in targets.items():
-            per = []
-            for seed in seed_list:
-                c = curve[(curve.strategy == s) & (curve.seed == seed)]
-                per.append(labels_to_reach(c["labels"], c["heldout_accuracy"], a))
-            l2t_seed[s][f] = per
+    l2t, l2t_seed, l2t_unq = _labels_to_target(curve, strategies, seed_list, targets)
     info = {
         "file": corpus.path,
         "items": len(corpus.texts) + corpus.dropped,
@@ -470,6 +405,98 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         targets=targets, labels_to_target=l2t, labels_to_target_per_seed=l2t_seed,
         unqueried_labels_to_target=l2t_unq, info=info,
     )
+
+
+def _curve_rows(learner, plans: dict[str, list[int]], seed_list: list[int], y_pool: np.ndarray, X_held,
+                y_held: np.ndarray, initial: int, shuffle_prop: float, *, desc: str, progress: bool) -> list[dict]:
+    """Every strategy (its labels counts in `plans`) from every seed's initial sample."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    bar = tqdm(total=len(seed_list) * sum(map(len, plans.values())), desc=desc, unit="fit", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        for seed in seed_list:
+            init = _initial_sample(np.random.default_rng([seed, 1]), y_pool, initial)
+            for strategy, plan in plans.items():
+                bar.set_postfix_str(f"{strategy} seed {seed}")
+                for row in _walk(learner, strategy, seed, init, plan, y_pool, X_held, y_held,
+                                 shuffle_prop if strategy != BASELINE else 0.0):
+                    rows.append(row)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return rows
+
+
+def _check_options(seeds, initial: int, step: int, heldout: float, shuffle_prop: float,
+                   max_items: int | None) -> list[int]:
+    """The list of seeds, once the options are known to make sense."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise SimulationError("--seeds must be at least 1")
+    if initial < 2:
+        raise SimulationError("--initial must be at least 2 (the first model needs two classes)")
+    if step < 1:
+        raise SimulationError("--step must be at least 1")
+    if not 0.0 < heldout < 1.0:
+        raise SimulationError("--heldout must be a share between 0 and 1, e.g. 0.25")
+    if not 0.0 <= shuffle_prop <= 1.0:
+        raise SimulationError("--shuffle-prop must be between 0 and 1")
+    if max_items is not None and max_items < 20:
+        raise SimulationError("--max-items must be at least 20")
+    return seed_list
+
+
+def _walk(learner, strategy: str, seed: int, init: np.ndarray, plan: list[int], y_pool: np.ndarray, X_held,
+          y_held: np.ndarray, shuffle_prop: float):
+    """One strategy and seed from the initial sample along `plan`: a curve row per labels count."""
+    rng = np.random.default_rng([seed, 2])  # acquisition and exploration draws
+    labelled = np.zeros(len(y_pool), dtype=bool)
+    labelled[init] = True
+    for i, n in enumerate(plan):
+        lab_rows = np.flatnonzero(labelled)
+        assert len(lab_rows) == n
+        est = learner.fit(learner.features(lab_rows), y_pool[lab_rows], random_state=seed)
+        classes = np.asarray(est.classes_)
+        rest = np.flatnonzero(~labelled)
+        scored = learner.score(est, rest, strategy, rng)  # priorities and predicted labels
+        yield {
+            "strategy": strategy, "seed": seed, "labels": n,
+            "heldout_accuracy": _accuracy(classes, est.predict_proba(X_held), y_held),
+            "unqueried_accuracy": _share_right(scored.labels, y_pool[rest]),
+            "classes_seen": len(classes),
+        }
+        if i + 1 == len(plan):
+            return
+        want = plan[i + 1] - n
+        n_random = int(round(shuffle_prop * want))
+        # best first; equal priorities (e.g. posts sharing no term with the labelled
+        # ones get the same probabilities) in random order, not in file order
+        order = np.lexsort((rng.random(len(rest)), -scored.priorities))
+        chosen = list(rest[order[: want - n_random]])
+        if n_random:
+            others = rest[order[want - n_random:]]
+            chosen += list(rng.choice(others, size=min(n_random, len(others)), replace=False))
+        labelled[np.asarray(chosen, dtype=np.int64)] = True
+
+
+def _labels_to_target(curve, strategies: list[str], seed_list: list[int], targets: dict[float, float]):
+    """Labels to each target: on the mean held-out curve, per seed, and on the mean unqueried curve."""
+    mean = curve.groupby(["strategy", "labels"], sort=True)[["heldout_accuracy", "unqueried_accuracy"]].mean()
+    l2t, l2t_seed, l2t_unq = {}, {}, {}
+    for s in strategies:
+        m = mean.loc[s]
+        l2t[s] = {f: labels_to_reach(m.index, m["heldout_accuracy"], a) for f, a in targets.items()}
+        l2t_unq[s] = {f: labels_to_reach(m.index, m["unqueried_accuracy"], a) for f, a in targets.items()}
+        l2t_seed[s] = {}
+        for f, a in targets.items():
+            per = []
+            for seed in seed_list:
+                c = curve[(curve.strategy == s) & (curve.seed == seed)]
+                per.append(labels_to_reach(c["labels"], c["heldout_accuracy"], a))
+            l2t_seed[s][f] = per
+    return l2t, l2t_seed, l2t_unq
 
 
 # --- outputs ------------------------------------------------------------------------------
