@@ -179,6 +179,31 @@ def run_variant(variant: str, seed: int, base_db: Path, folder: Path, df, truth,
             "seconds_diversify": round(seconds_div, 3)}
 
 
+def summarise(runs: list[dict]) -> dict:
+    """One variant over its seeds: near-duplicates per batch, the mean learning curve."""
+    n_batches = sum(len(r["batches"]) for r in runs)
+    curves = np.array([[p["heldout_accuracy"] for p in r["curve"]] for r in runs])
+    labels = [p["labels"] for p in runs[0]["curve"]]
+    return {
+        "batches": n_batches,
+        "batches_with_near_duplicates": sum(r["batches_with_near_duplicates"] for r in runs),
+        "share_of_batches_with_near_duplicates": round(
+            sum(r["batches_with_near_duplicates"] for r in runs) / n_batches, 3) if n_batches else None,
+        "near_duplicate_pairs_per_batch": round(sum(r["near_duplicate_pairs"] for r in runs) / n_batches, 3)
+        if n_batches else None,
+        "most_near_duplicate_pairs_in_one_batch": max((b["near_duplicate_pairs"] for r in runs
+                                                       for b in r["batches"]), default=0),
+        "mean_curve": [{"labels": n, "heldout_accuracy": round(float(a), 4)}
+                       for n, a in zip(labels, curves.mean(axis=0))],
+        "mean_accuracy_over_curve": round(float(curves.mean()), 4),
+        "mean_accuracy_over_curve_per_seed": [round(float(c.mean()), 4) for c in curves],
+        "final_accuracy_per_seed": [round(float(c[-1]), 4) for c in curves],
+        "batches_with_near_duplicates_per_seed": [r["batches_with_near_duplicates"] for r in runs],
+        "final_accuracy": round(float(curves[:, -1].mean()), 4),
+        "seconds_diversify_per_round": round(sum(r["seconds_diversify"] for r in runs) / max(1, n_batches), 3),
+    }
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "aldata.csv")
@@ -220,29 +245,7 @@ def main(argv=None) -> dict:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    summary = {}
-    for v, runs in results.items():
-        n_batches = sum(len(r["batches"]) for r in runs)
-        curves = np.array([[p["heldout_accuracy"] for p in r["curve"]] for r in runs])
-        labels = [p["labels"] for p in runs[0]["curve"]]
-        summary[v] = {
-            "batches": n_batches,
-            "batches_with_near_duplicates": sum(r["batches_with_near_duplicates"] for r in runs),
-            "share_of_batches_with_near_duplicates": round(
-                sum(r["batches_with_near_duplicates"] for r in runs) / n_batches, 3) if n_batches else None,
-            "near_duplicate_pairs_per_batch": round(sum(r["near_duplicate_pairs"] for r in runs) / n_batches, 3)
-            if n_batches else None,
-            "most_near_duplicate_pairs_in_one_batch": max((b["near_duplicate_pairs"] for r in runs
-                                                           for b in r["batches"]), default=0),
-            "mean_curve": [{"labels": n, "heldout_accuracy": round(float(a), 4)}
-                           for n, a in zip(labels, curves.mean(axis=0))],
-            "mean_accuracy_over_curve": round(float(curves.mean()), 4),
-            "mean_accuracy_over_curve_per_seed": [round(float(c.mean()), 4) for c in curves],
-            "final_accuracy_per_seed": [round(float(c[-1]), 4) for c in curves],
-            "batches_with_near_duplicates_per_seed": [r["batches_with_near_duplicates"] for r in runs],
-            "final_accuracy": round(float(curves[:, -1].mean()), 4),
-            "seconds_diversify_per_round": round(sum(r["seconds_diversify"] for r in runs) / max(1, n_batches), 3),
-        }
+    summary = {v: summarise(runs) for v, runs in results.items()}
     out = {
         "benchmark": "diversity",
         "data": "aldata.csv: 2,525 Reuters stories; truth = first topic, 8 commonest + other",

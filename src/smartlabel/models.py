@@ -63,8 +63,9 @@ def text_vectorizer(**overrides) -> TfidfVectorizer:
     return TfidfVectorizer(**params)
 
 
-def _class_weight(value: str | None):
-    if value in (None, "none", "None", ""):
+def _class_weight(value: str):
+    """The CLASS_WEIGHT setting as scikit-learn's class_weight."""
+    if value == "none":
         return None
     if value == "balanced":
         return "balanced"

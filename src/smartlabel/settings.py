@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         "", description="Access token labellers need for the labelling page (empty: no token)."
     )
 
-    # --- label quality and the admin dashboard (issue 9) ---
+    # --- label quality and the admin dashboard ---
     audit_share: float = Field(
         0.05, ge=0.0, le=1.0,
         description="Share of hand-outs that give a labeller a post someone else already labelled once, "

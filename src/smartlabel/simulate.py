@@ -35,8 +35,7 @@ Reported: for each strategy, the number of labels at which the **mean
 held-out accuracy** over seeds first reaches each target, and its ratio to
 random's. Held-out accuracy is what we compare with the full-data accuracy
 because both are measured on the same unseen items. The accuracy on the
-not-yet-queried pool items (the issue's "items it never queried", i.e. what
-`smartlabel autolabel` would label) is in the curve and the table too, but it
+not-yet-queried pool items (what `smartlabel autolabel` would label) is in the curve and the table too, but it
 is biased in favour of uncertainty sampling: those strategies take the hard
 items out of that set, so it gets easier as they go.
 
