@@ -2,7 +2,7 @@
 """Diversity: how often 16 concurrent hand-outs contain near-duplicates, and what spreading
 them (smartlabel.diversity) does to the learning curve.
 
-    python bench/bench_diversity.py                 # 25 rounds x 3 seeds x 3 variants (a few minutes on 2 cores)
+    python bench/bench_diversity.py                 # 25 rounds x 3 seeds x 3 variants (about 7 minutes on 2 busy cores)
     python bench/bench_diversity.py --rounds 3 --seeds 1 --out /tmp/d.json   # a smoke run
 
 Data: aldata.csv (2,525 Reuters stories). Truth for the simulated labellers: the
