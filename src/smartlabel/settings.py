@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     class_weight: Literal["none", "balanced"] = Field(
         "none", description="`balanced` weights classes inversely to their frequency (imbalanced data)."
     )
-    acquisition: Literal["entropy", "margin", "certainty", "random"] = Field(
+    acquisition: str = Field(
         "entropy", description="How unlabelled posts are ranked for labelling."
     )
     shuffle_prop: float = Field(
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         "", description="Access token labellers need for the labelling page (empty: no token)."
     )
 
-    # --- label quality and the admin dashboard (issue 9) ---
+    # --- label quality and the admin dashboard ---
     audit_share: float = Field(
         0.05, ge=0.0, le=1.0,
         description="Share of hand-outs that give a labeller a post someone else already labelled once, "
@@ -106,6 +106,16 @@ class Settings(BaseSettings):
             raise ValueError("LABELS must be a list of strings")
         labels = [str(v).strip() for v in value if str(v).strip()]
         return labels
+
+    @field_validator("acquisition")
+    @classmethod
+    def _check_acquisition(cls, value: str) -> str:
+        from smartlabel import acquisition
+
+        try:
+            return acquisition.check(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _check_labels(self):
