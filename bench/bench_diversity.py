@@ -91,7 +91,7 @@ def model_text(df, rows):
     return (df["title"].fillna("").iloc[rows] + " " + df["clean_selftext"].fillna("").iloc[rows]).tolist()
 
 
-def pool_learner(url: str, labels) -> "Learner":
+def pool_learner(url: str, labels):
     """The orchestrator's Learner (MODEL=lr) with the features of every post of the pool."""
     from smartlabel.db import make_engine
     from smartlabel.store import items as store_items

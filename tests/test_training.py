@@ -13,8 +13,8 @@ from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
 
 from smartlabel import acquisition
-from smartlabel.models import MODELS, join_pipeline, make_model, split_pipeline, text_vectorizer
-from smartlabel.training import ActiveFeatures, FeatureCache, Learner, Scored, cache_path, evaluate
+from smartlabel.models import MODELS, make_model, split_pipeline, text_vectorizer
+from smartlabel.training import ActiveFeatures, Learner, Scored, cache_path, evaluate
 
 from text_corpus import LABELS, VOCAB, make_texts
 

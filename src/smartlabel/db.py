@@ -318,8 +318,3 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         raise DatabaseUnavailable(describe_error(exc, engine)) from None
-
-
-def describe_db_error(engine: Engine, exc: BaseException) -> str:
-    """Kept while orchestrator.py still imports it: use smartlabel.errors.describe_error."""
-    return describe_error(exc, engine)

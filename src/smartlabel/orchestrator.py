@@ -47,9 +47,8 @@ from typing import Iterator
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from smartlabel import acquisition, modelstore
-from smartlabel.db import describe_db_error, make_engine, utcnow
-from smartlabel.errors import SmartlabelError
+from smartlabel import modelstore
+from smartlabel.db import make_engine, utcnow
 from smartlabel.store import items as store_items
 from smartlabel.store import labels as store_labels
 from smartlabel.store import predictions, runs
