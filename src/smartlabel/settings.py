@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from smartlabel import DEFAULT_LABELS
@@ -130,12 +130,9 @@ def load_settings(**overrides) -> Settings:
     """Settings from the environment, with a clear error instead of a validation dump."""
     try:
         return Settings(**overrides)
-    except Exception as exc:  # pydantic.ValidationError
-        errors = getattr(exc, "errors", None)
-        if errors:
-            parts = []
-            for err in errors():
-                loc = ".".join(str(x) for x in err.get("loc", ())).upper() or "settings"
-                parts.append(f"{loc}: {err.get('msg')}")
-            raise ConfigError("bad setting: " + "; ".join(parts) + " (check your environment or .env)") from None
-        raise
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ())).upper() or "settings"
+            parts.append(f"{loc}: {err.get('msg')}")
+        raise ConfigError("bad setting: " + "; ".join(parts) + " (check your environment or .env)") from None
