@@ -441,6 +441,20 @@ def test_make_env_writes_strong_random_secrets(tmp_path):
     assert f"token={b['VOILA_TOKEN']}" in result.stdout
 
 
+def test_make_env_names_the_tag_presets_that_resolve(tmp_path, monkeypatch):
+    from smartlabel import DEFAULT_LABELS, LABEL_PRESETS
+    from smartlabel.settings import load_settings
+
+    result = run_make_env("--output", str(tmp_path / ".env"))
+    assert result.returncode == 0, result.stderr
+    named = re.findall(r"LABELS=([a-z]+)\b", result.stdout)
+    assert named[0] == "reuters" and "article" in named, result.stdout
+    for name in named:
+        monkeypatch.setenv("LABELS", name)
+        assert load_settings(_env_file=None).labels == list(LABEL_PRESETS[name])
+    assert LABEL_PRESETS[named[0]] == DEFAULT_LABELS
+
+
 def test_make_env_keeps_the_template(tmp_path):
     out = tmp_path / ".env"
     assert run_make_env("--output", str(out)).returncode == 0
