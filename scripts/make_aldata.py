@@ -21,17 +21,19 @@ What this script makes of them:
   characters;
 - only stories whose topics all belong to one of the six demo tags (TAG_TOPICS:
   the `reuters` preset of smartlabel.LABEL_PRESETS, the default LABELS), so that a
-  labeller can pick the tag without doubt; stories with a topic of no tag (`ship`,
-  `lumber`, `plywood`), with topics of two tags (an oil company buying another:
-  `acq;crude`), or with a headline that does not say what its tag is about or
-  also announces a company deal (HEADLINE_WORDS, COMPANY_DEAL) are left out. The tag is written to `reuters_tag`, a reference
-  labelling for `smartlabel simulate aldata.csv --truth-column reuters_tag`;
+  labeller can pick the tag without doubt: left out are stories with a topic of no
+  tag (`ship`, `lumber`, `plywood`) or topics of two tags (an oil company buying
+  another: `acq;crude`), and those whose headline does not name what its tag is
+  about, names another tag's goods, announces a company deal (outside Acquisitions) or
+  is about trade policy (HEADLINE_WORDS, CONFUSED_WITH, COMPANY_DEAL, TRADE_POLICY;
+  `demo_tag`). The tag is written to `reuters_tag`, a reference labelling for
+  `smartlabel simulate aldata.csv --truth-column reuters_tag`;
 - `selftext` is the body as published, with the wire's fixed-width line wrapping
   undone (an indented line starts a paragraph; paragraphs are separated by a blank
-  line, short table lines by a line break), the trailing `Reuter` sign-off (twice in
-  one story) and the
-  control characters (0x03, 0x7F, ...) removed. `title` is the headline as
-  published (upper case). `clean_selftext` is `smartlabel.text.clean_text(selftext)`;
+  line, short table lines by a line break), the trailing `Reuter` sign-off (twice
+  in one story) and the control characters (0x03, 0x7F, ...) removed. `title` is
+  the headline as published (upper case). `clean_selftext` is
+  `smartlabel.text.clean_text(selftext)`;
 - at most PER_TAG stories per tag, taken in the order of
   sha256("reuters-21578/<id>"), so `earn` and `acq` do not crowd out the rest;
   rows sorted by story id (the wire's order);
@@ -74,13 +76,13 @@ COLUMNS = [
 ]
 # Which Reuters-21578 topics each demo tag stands for (every topic of the 10,377
 # stories but `ship`, `lumber` and `plywood`). A tag says what kind of news a story
-# is: a company's results, dividends and stock splits are "Earnings & dividends" and a
-# takeover is "Mergers & acquisitions" whatever the industry; Energy, Agriculture and
-# Metals are markets, output and policy of those goods; Economy is currencies, interest
-# rates, prices, growth, jobs and trade.
+# is: a company's results, dividends and stock splits are Earnings, and a takeover,
+# merger or stake is Acquisitions, whatever the industry; Energy, Agriculture and Metals
+# are markets, output and policy of those goods; Economy is currencies, interest rates,
+# prices, growth, jobs and trade.
 TAG_TOPICS = {
-    "Earnings & dividends": "earn",
-    "Mergers & acquisitions": "acq",
+    "Earnings": "earn",
+    "Acquisitions": "acq",
     "Economy": "money-fx interest trade dlr money-supply gnp bop cpi reserves yen jobs ipi wpi retail housing "
                "stg income lei dmk instal-debt inventories cpu austdlr nzdlr saudriyal can dfl rand lit nkr sfr "
                "peseta ringgit rupiah skr dkr cruzado bfr hk",
@@ -95,7 +97,7 @@ TAG_TOPICS = {
 TOPIC_TAG = {topic: tag for tag, topics in TAG_TOPICS.items() for topic in topics.split()}
 # A labeller reads the headline first. A story is kept only when its headline names
 # what its tag is about (HEADLINE_WORDS: "WHEAT" for Agriculture, "QTR NET" for
-# Earnings & dividends ...): Reuters filed "IRAQ SAYS ITS FORCES SINK THREE IRANIAN
+# Earnings ...): Reuters filed "IRAQ SAYS ITS FORCES SINK THREE IRANIAN
 # VESSELS" under `crude` and "MICROWAVE LABORATORIES 4TH QTR NET" under `acq`, and
 # nobody reading those headlines would pick that tag. It is left out, too, when its
 # headline also names what a tag it could be taken for is about (CONFUSED_WITH:
@@ -104,9 +106,9 @@ TOPIC_TAG = {topic: tag for tag, topics in TAG_TOPICS.items() for topic in topic
 # market story's headline is about trade policy (TRADE_POLICY: "U.S. COULD COMPLAIN TO
 # GATT ON CANADA CORN DUTY", Agriculture or Economy?).
 HEADLINE_WORDS = {
-    "Earnings & dividends": r"\bNET\b|QTR|QUARTER|\bDIV|DIVIDEND|PAYOUT|PROFIT|LOSS|EARN|RESULTS|SPLIT|\bSHR|REVENUE"
+    "Earnings": r"\bNET\b|QTR|QUARTER|\bDIV|DIVIDEND|PAYOUT|PROFIT|LOSS|EARN|RESULTS|SPLIT|\bSHR|REVENUE"
                             r"|\bMONTHS|\bMTHS|\bMOS\b|\bYEAR\b|\bYR\b|\bHALF\b|\bOPER|\bGAIN",
-    "Mergers & acquisitions": r"ACQUI|\bMERGE|TAKEOVER|TAKE OVER|STAKE|\bBID|\bBUY|\bSELL|\bSALE|\bSOLD\b|OFFER|TENDER"
+    "Acquisitions": r"ACQUI|\bMERGE|TAKEOVER|TAKE OVER|STAKE|\bBID|\bBUY|\bSELL|\bSALE|\bSOLD\b|OFFER|TENDER"
                               r"|PURCHASE|\bDEAL|AGREE|\bPACT\b|HOLDING|DIVEST|VENTURE|COMBIN|SPIN|CONTROL"
                               r"|SHAREHOLDER|PROXY|STANDSTILL|\bPCT OF\b",
     "Economy": r"\bRATES?\b|MONEY|DOLLAR|\bDLRS?\b|\bYEN\b|\bMARKS?\b|\bSTG\b|STERLING|CURRENC|FRANC|\bLIRA"
@@ -131,8 +133,8 @@ HEADLINE_WORDS = {
 HEADLINE_WORDS = {tag: re.compile(words, re.IGNORECASE) for tag, words in HEADLINE_WORDS.items()}
 GOODS = ("Energy", "Agriculture", "Metals")
 CONFUSED_WITH = {  # (prices, exports, "first quarter" in a market headline are no doubt)
-    "Earnings & dividends": GOODS,
-    "Mergers & acquisitions": ("Earnings & dividends", *GOODS),
+    "Earnings": GOODS,
+    "Acquisitions": ("Earnings", *GOODS),
     "Economy": GOODS,
     "Energy": (),  # "palm oil" and "copper refinery" name Energy words but are no doubt
     "Agriculture": ("Metals",),
@@ -226,7 +228,7 @@ def demo_tag(title: str, topics: list[str]) -> str | None:
         return None
     if any(HEADLINE_WORDS[other].search(title) for other in CONFUSED_WITH[tag]):
         return None
-    if tag != "Mergers & acquisitions" and COMPANY_DEAL.search(title):
+    if tag != "Acquisitions" and COMPANY_DEAL.search(title):
         return None
     if tag in GOODS and TRADE_POLICY.search(title):
         return None

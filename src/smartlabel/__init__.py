@@ -5,7 +5,7 @@ __version__ = "0.1.0"
 # Tag sets an operator can name in LABELS (`LABELS=article`) instead of listing tags.
 LABEL_PRESETS = {
     # The bundled demo data (aldata.csv, Reuters news stories): what kind of news each is.
-    "reuters": ("Earnings & dividends", "Mergers & acquisitions", "Economy", "Energy", "Agriculture", "Metals"),
+    "reuters": ("Earnings", "Acquisitions", "Economy", "Energy", "Agriculture", "Metals"),
     # The article's five tags, for Reddit-style discussion posts.
     "article": (
         "Social Issue Discussion",
