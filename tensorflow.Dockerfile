@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The orchestrator (article Step 3): retrains the model on a timer and writes
 # priorities. TensorFlow/Keras come from the base image (CPU build, Python 3.11)
-# and are never reinstalled: pip may only add packages around them.
+# and are never reinstalled: pip adds the project's packages around them.
 FROM tensorflow/tensorflow:2.19.0
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -14,15 +14,18 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# 1. Dependencies: this layer is rebuilt only when pyproject.toml changes.
-#    Everything the base image ships (tensorflow, keras, numpy, ...) is frozen
-#    as a constraint, so a dependency that wants another TensorFlow stack fails
-#    the build instead of silently replacing it.
-COPY pyproject.toml ./
+# 1. Dependencies: this layer is rebuilt only when pyproject.toml or constraints.txt
+#    changes. The constraints merge constraints.txt (the versions the tests run with)
+#    with the base image: TensorFlow's own stack (tensorflow, keras, numpy, protobuf,
+#    h5py, ml-dtypes) keeps the base image's versions, so a dependency that wants
+#    another TensorFlow stack fails the build instead of silently replacing it; every
+#    other package gets constraints.txt's version (scripts/docker_requirements.py).
+COPY pyproject.toml constraints.txt ./
 COPY scripts/docker_requirements.py scripts/
 RUN python3 scripts/docker_requirements.py requirements pyproject.toml > /tmp/requirements.txt \
-    && python3 scripts/docker_requirements.py constraints > /tmp/base-constraints.txt \
-    && pip install -r /tmp/requirements.txt -c /tmp/base-constraints.txt \
+    && python3 scripts/docker_requirements.py constraints --project constraints.txt > /tmp/constraints.txt \
+    && pip install -r /tmp/requirements.txt -c /tmp/constraints.txt \
+    && python3 scripts/docker_requirements.py verify /tmp/constraints.txt \
     && python3 -c "import tensorflow, sklearn, pandas, sqlalchemy, psycopg2"
 
 # 2. The project itself, with no dependency resolution at all.

@@ -13,11 +13,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# 1. Dependencies (the `ui` extra): rebuilt only when pyproject.toml changes.
-COPY pyproject.toml ./
+# 1. Dependencies (the `ui` and `plots` extras) at exactly the versions the tests run
+#    with (constraints.txt; superintendent breaks at run time with another sqlmodel):
+#    rebuilt only when pyproject.toml or constraints.txt changes. `verify` fails the
+#    build if any installed package has another version than constraints.txt pins.
+COPY pyproject.toml constraints.txt ./
 COPY scripts/docker_requirements.py scripts/
 RUN python3 scripts/docker_requirements.py requirements pyproject.toml ui plots > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt -c constraints.txt \
+    && python3 scripts/docker_requirements.py verify constraints.txt \
     && python3 -c "import voila, superintendent, ipyannotations, ipykernel, psycopg2, matplotlib"
 
 # 2. The project itself, with no dependency resolution at all.

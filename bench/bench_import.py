@@ -30,7 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from smartlabel import DEFAULT_LABELS  # noqa: E402
+from smartlabel import LABEL_PRESETS  # noqa: E402
+
+LABELS = list(LABEL_PRESETS["article"])  # the Reddit-like posts carry the article's tags
 
 WORDS = (
     "the a to and of in is it for that you this on my with be have are not but was they so what "
@@ -44,7 +46,7 @@ DECOR = ["**{}**", "_{}_", "[{}](https://example.com/{})", "{} &amp;", "<b>{}</b
 
 def make_file(path: Path, rows: int, seed: int = 0) -> int:
     rng = random.Random(seed)
-    labels = list(DEFAULT_LABELS)
+    labels = LABELS
     with open(path, "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["id", "title", "selftext", "subreddit", "label"])
@@ -98,7 +100,7 @@ def measure(csv_path: Path, url: str, batch_size: int) -> dict:
     from smartlabel.migrate import upgrade
     from smartlabel.settings import load_settings
 
-    settings = load_settings(database_url=url, labels=list(DEFAULT_LABELS))
+    settings = load_settings(database_url=url, labels=LABELS)
     upgrade(url).dispose()  # not part of the timing
     t0 = time.perf_counter()
     first = import_file(csv_path, url, settings=settings, batch_size=batch_size, progress=False, seed=0)

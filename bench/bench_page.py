@@ -150,7 +150,7 @@ def _free_port() -> int:
 def _serve(database_url: str, log: Path, shuffle_prop: float):
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "SHUFFLE_PROP": str(shuffle_prop),
-           "PYTHONPATH": str(ROOT / "src")}
+           "LABELS": "article", "PYTHONPATH": str(ROOT / "src")}  # the sample posts are discussion posts
     env.pop("VOILA_TOKEN", None)
     with open(log, "wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "smartlabel", "serve", "--host", "127.0.0.1",
@@ -189,7 +189,7 @@ def _seed(database_url: str, posts: int) -> None:
 
     from sqlalchemy import insert, text
 
-    from smartlabel import DEFAULT_LABELS
+    from smartlabel import LABEL_PRESETS
     from smartlabel.db import items, utcnow
     from smartlabel.migrate import upgrade
     from smartlabel.store import predictions as store_predictions, runs as store_runs
@@ -214,7 +214,7 @@ def _seed(database_url: str, posts: int) -> None:
         run = conn.execute(text(
             "INSERT INTO model_runs (started_at, finished_at, status, model_kind, n_labels, cv_accuracy) "
             "VALUES (:t, :t, 'ok', 'lr', 120, 0.78) RETURNING id"), {"t": utcnow()}).scalar_one()
-    labels = list(DEFAULT_LABELS)
+    labels = list(LABEL_PRESETS["article"])
     first = [labels[rng.randrange(5)] for _ in ids]
     second = [labels[(labels.index(f) + 1 + rng.randrange(4)) % 5] for f in first]
     p1 = [round(rng.uniform(0.3, 0.6), 3) for _ in ids]

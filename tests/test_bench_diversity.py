@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +19,10 @@ def test_bench_diversity_runs_and_writes_results(tmp_path):
     bench.main(["--rounds", "1", "--seeds", "1", "--out", str(out)])
     data = json.loads(out.read_text())
     assert set(data["variants"]) == {"entropy", "entropy+diversity", "random"}
-    assert data["pool"]["posts"] == 1893 and data["pool"]["near_duplicate_pairs"] > 0
+    with open(ROOT / "aldata.csv", encoding="utf-8", newline="") as fh:
+        stories = sum(1 for _ in csv.DictReader(fh))
+    assert data["heldout"] == math.ceil(stories / 4) and data["pool"]["posts"] == stories - data["heldout"]
+    assert data["pool"]["near_duplicate_pairs"] > 0
     for v in data["variants"].values():
         assert v["batches"] == 1
         assert [p["labels"] for p in v["mean_curve"]] == [32, 48]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -372,6 +373,128 @@ def test_tensorflow_is_never_reinstalled():
             assert "tensorflow" not in step.split("pip install", 1)[1].split("&&")[0]
 
 
+# --- the images install the pinned versions of constraints.txt -------------------------
+
+# The constraints file each image's dependency install must use: constraints.txt itself
+# (voila), or the merge scripts/docker_requirements.py writes from it (orchestrator).
+IMAGE_CONSTRAINTS = {"voila": "constraints.txt", "orchestrator": "/tmp/constraints.txt"}
+
+
+def _pip_installs(steps: list[str]) -> list[str]:
+    """Every `pip install ...` command in the RUN steps (split at && and ;)."""
+    found = []
+    for step in steps:
+        if step.startswith("RUN"):
+            found += [c.strip() for c in re.split(r"&&|;", step[3:]) if re.search(r"\bpip3? install\b", c)]
+    return found
+
+
+def _unconstrained(steps: list[str], constraints: str) -> list[str]:
+    """pip installs that resolve dependencies without `-c <constraints>` (`--no-deps` resolves nothing)."""
+    bad = []
+    for command in _pip_installs(steps):
+        words = shlex.split(command)
+        constrained = any(w in ("-c", "--constraint") and i + 1 < len(words) and words[i + 1] == constraints
+                          for i, w in enumerate(words))
+        if "--no-deps" not in words and not constrained:
+            bad.append(command)
+    return bad
+
+
+@pytest.mark.parametrize("service", sorted(DOCKERFILES))
+def test_every_pip_install_in_the_images_uses_the_pinned_versions(service):
+    steps = _instructions(DOCKERFILES[service])
+    assert _pip_installs(steps), "the dependency layer installs with pip"
+    assert _unconstrained(steps, IMAGE_CONSTRAINTS[service]) == []
+    copied = [s for s in steps if s.startswith("COPY") and "constraints.txt" in s.split()]
+    deps = next(i for i, s in enumerate(steps) if s.startswith("RUN") and "pip install -r" in s)
+    assert copied and steps.index(copied[0]) < deps, "constraints.txt is copied before the dependency layer"
+    assert f"verify {IMAGE_CONSTRAINTS[service]}" in steps[deps], "the build checks the installed versions"
+    if service == "orchestrator":
+        assert f"constraints --project constraints.txt > {IMAGE_CONSTRAINTS[service]}" in steps[deps]
+
+
+def test_a_pip_install_without_the_constraints_is_caught():
+    voila = _instructions(DOCKERFILES["voila"])
+    regressed = [s.replace(" -c constraints.txt", "") for s in voila]
+    assert _unconstrained(regressed, "constraints.txt") == ["pip install -r /tmp/requirements.txt"]
+    added = voila + ["RUN pip install --no-cache-dir sqlmodel==0.0.60 && pip install --no-deps ."]
+    assert _unconstrained(added, "constraints.txt") == ["pip install --no-cache-dir sqlmodel==0.0.60"]
+
+
+def _closure(requirements: list[str]) -> dict[str, str]:
+    """normalised name -> installed version of every package these requirements pull in (this venv)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: dict[str, str] = {}
+    todo = [(Requirement(r), "") for r in requirements]
+    while todo:
+        req, extra = todo.pop()
+        if req.marker and not req.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(req.name)
+        dist = metadata.distribution(req.name)
+        assert dist.version in req.specifier or not req.specifier, f"{name} {dist.version} does not meet {req}"
+        for wanted_extra in sorted(req.extras) + ([""] if name not in found else []):
+            todo += [(Requirement(r), wanted_extra) for r in dist.requires or ()]
+        found[name] = dist.version
+    return found
+
+
+def test_constraints_txt_pins_every_package_the_voila_image_installs():
+    """What pip installs for the ui and plots extras is all in constraints.txt, at the tested versions."""
+    ui = _docker_requirements("requirements", "pyproject.toml", "ui", "plots")
+    assert ui.returncode == 0, ui.stderr
+    needed = _closure(ui.stdout.splitlines())
+    assert {"voila", "superintendent", "sqlmodel", "sqlalchemy", "ipywidgets"} <= set(needed)
+    pins = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1]
+            for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")}
+    missing = sorted(set(needed) - set(pins))
+    assert not missing, f"constraints.txt does not pin {missing}: regenerate it with `make constraints`"
+    assert {n: v for n, v in needed.items() if pins[n] != v} == {}, "this venv differs from constraints.txt"
+
+
+def test_orchestrator_constraints_keep_the_tensorflow_stack_and_pin_the_rest(tmp_path):
+    spec = importlib.util.spec_from_file_location("docker_requirements", DOCKER_REQUIREMENTS)
+    dr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dr)
+    base = {"tensorflow": ("tensorflow", "2.19.0", True), "numpy": ("numpy", "2.1.3", True),
+            "keras": ("keras", "3.9.0", True), "typing-extensions": ("typing_extensions", "4.12.2", True),
+            "six": ("six", "1.16.0", False), "absl-py": ("absl-py", "2.1.0", True)}
+    project = {"numpy": "numpy==2.4.6", "keras": "keras==3.15.1", "tensorflow-cpu": "tensorflow_cpu==2.21.0",
+               "typing-extensions": "typing_extensions==4.16.0", "six": "six==1.17.0",
+               "pydantic": "pydantic==2.14.4"}
+    assert dr.constraints(base, project) == [
+        "absl-py==2.1.0",  # only the base has it
+        "keras==3.9.0", "numpy==2.1.3",  # TensorFlow's stack: the base image's
+        "pydantic==2.14.4",  # only the project has it
+        "six==1.16.0",  # installed by the system (no RECORD): pip could not replace it
+        "tensorflow==2.19.0",
+        "typing_extensions==4.16.0",  # the project's tested version replaces the base's
+    ]
+    assert dr.constraints(base) == sorted(f"{n}=={v}" for n, v, _ in base.values())
+    bad = tmp_path / "bad.txt"
+    bad.write_text("sqlalchemy>=2\n")
+    result = _docker_requirements("constraints", "--project", str(bad))
+    assert result.returncode != 0 and "line 1: 'sqlalchemy>=2' is not name==version" in result.stderr
+
+
+def test_verify_names_packages_that_differ_from_the_pins(tmp_path):
+    assert _docker_requirements("verify", "constraints.txt").returncode == 0, "this venv differs from constraints.txt"
+    from importlib.metadata import version
+
+    wrong = tmp_path / "pins.txt"
+    wrong.write_text("# a stale pin\nSQLAlchemy==0.0.1\nnot-installed-anywhere==1.0\n")
+    result = _docker_requirements("verify", str(wrong))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: SQLAlchemy {version('sqlalchemy')} is installed, SQLAlchemy==0.0.1 " \
+                                    f"is pinned by {wrong}"
+
+
 @pytest.mark.parametrize("dockerfile", sorted(DOCKERFILES.values()), ids=lambda p: p.name)
 def test_hadolint_passes(dockerfile):
     result = subprocess.run([_tool("hadolint"), str(dockerfile)], capture_output=True, text=True, timeout=60)
@@ -439,6 +562,20 @@ def test_make_env_writes_strong_random_secrets(tmp_path):
     assert len(set(values)) == 4, "every secret is new: none repeated across variables or runs"
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
     assert f"token={b['VOILA_TOKEN']}" in result.stdout
+
+
+def test_make_env_names_the_tag_presets_that_resolve(tmp_path, monkeypatch):
+    from smartlabel import DEFAULT_LABELS, LABEL_PRESETS
+    from smartlabel.settings import load_settings
+
+    result = run_make_env("--output", str(tmp_path / ".env"))
+    assert result.returncode == 0, result.stderr
+    named = re.findall(r"LABELS=([a-z]+)\b", result.stdout)
+    assert named[0] == "reuters" and "article" in named, result.stdout
+    for name in named:
+        monkeypatch.setenv("LABELS", name)
+        assert load_settings(_env_file=None).labels == list(LABEL_PRESETS[name])
+    assert LABEL_PRESETS[named[0]] == DEFAULT_LABELS
 
 
 def test_make_env_keeps_the_template(tmp_path):

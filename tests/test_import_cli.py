@@ -40,13 +40,14 @@ def test_import_prints_a_summary_and_a_second_run_adds_nothing(db_url, tmp_path,
         "First,body one,Advocacy,ann,x\nSecond,body two,,,y\nThird,body three,Others,,z\n",
         encoding="utf-8",
     )
-    first = smartlabel("import", str(f), database_url=db_url)
+    article = {"LABELS": "article"}  # the file's labels are the article's tags
+    first = smartlabel("import", str(f), database_url=db_url, extra_env=article)
     assert first.returncode == 0, first.stderr
     assert "posts added:      3" in first.stdout
     assert "labels imported:  2" in first.stdout
     assert counts(engine_for, db_url) == (3, 2)
 
-    second = smartlabel("import", str(f), "--no-progress", database_url=db_url)
+    second = smartlabel("import", str(f), "--no-progress", database_url=db_url, extra_env=article)
     assert second.returncode == 0, second.stderr
     assert "posts added:      0" in second.stdout
     assert "already present:  3" in second.stdout

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from smartlabel import DEFAULT_LABELS
+from smartlabel import DEFAULT_LABELS, DEFAULT_PRESET, LABEL_PRESETS
 from smartlabel.errors import ConfigError
 from smartlabel.settings import Settings, load_settings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+ENV_EXAMPLE = ROOT / ".env.example"
 
 
 def readme_settings() -> dict[str, str]:
@@ -39,9 +41,40 @@ def test_readme_table_lists_every_setting_with_its_default():
         assert documented[name] == shown_default(default), f"README shows a wrong default for {name}"
 
 
-def test_default_labels_are_the_articles_five(monkeypatch):
+def test_default_labels_are_the_reuters_preset(monkeypatch):
     monkeypatch.delenv("LABELS", raising=False)
-    assert load_settings(_env_file=None).labels == list(DEFAULT_LABELS)
+    assert load_settings(_env_file=None).labels == list(DEFAULT_LABELS) == list(LABEL_PRESETS["reuters"])
+    assert DEFAULT_PRESET == "reuters"
+    assert LABEL_PRESETS["article"] == (
+        "Social Issue Discussion", "Personal Stories", "Advocacy", "Factual Queries/Sharing", "Others",
+    )
+
+
+@pytest.mark.parametrize("raw", ["article", "Article", " ARTICLE ", "reuters"])
+def test_labels_accept_a_preset_name(monkeypatch, raw):
+    monkeypatch.setenv("LABELS", raw)
+    assert load_settings(_env_file=None).labels == list(LABEL_PRESETS[raw.strip().lower()])
+
+
+def test_a_single_unknown_word_names_the_presets(monkeypatch):
+    monkeypatch.setenv("LABELS", "artcle")
+    with pytest.raises(ConfigError, match=r"at least two tags, or the name of a preset \(reuters, article\)"):
+        load_settings(_env_file=None)
+
+
+def test_env_example_and_readme_show_the_presets_that_resolve(monkeypatch):
+    """.env.example (what `make env` copies into .env) and the README name the presets the code has."""
+    lines = [ln[2:] for ln in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines() if ln.startswith("# LABELS=")]
+    assert lines[0] == f"LABELS={DEFAULT_PRESET}", "the first LABELS line shows the default"
+    shown = {line.split("=", 1)[1] for line in lines}
+    assert set(LABEL_PRESETS) <= shown, shown
+    for line in lines:  # every line an operator may uncomment is a valid setting
+        monkeypatch.setenv("LABELS", line.split("=", 1)[1])
+        assert load_settings(_env_file=None).labels
+    readme = README.read_text(encoding="utf-8")
+    for name, tags in LABEL_PRESETS.items():
+        assert f"LABELS={name}" in readme, name
+        assert all(tag in readme for tag in tags), name
 
 
 @pytest.mark.parametrize("raw", ['["Advocacy","Others"]', "Advocacy, Others", "Advocacy,Others,"])

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from smartlabel import DEFAULT_LABELS
+from smartlabel import DEFAULT_LABELS, LABEL_PRESETS
 from smartlabel.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///data/smartlabel.db"
@@ -29,7 +29,8 @@ class Settings(BaseSettings):
     )
     labels: Annotated[list[str], NoDecode] = Field(
         list(DEFAULT_LABELS),
-        description="The tags labellers choose from, in button order: a JSON list "
+        description="The tags labellers choose from, in button order: a preset name (`reuters`: the six "
+        "tags of the bundled Reuters stories, the default; `article`: the article's five tags), a JSON list "
         '(`\'["Advocacy","Others"]\'`) or comma-separated.',
     )
     lease_seconds: int = Field(
@@ -95,6 +96,8 @@ class Settings(BaseSettings):
     def _parse_labels(cls, value):
         if isinstance(value, str):
             text = value.strip()
+            if text.lower() in LABEL_PRESETS:
+                return list(LABEL_PRESETS[text.lower()])
             if text.startswith("["):
                 try:
                     value = json.loads(text)
@@ -120,7 +123,8 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_labels(self):
         if len(self.labels) < 2:
-            raise ValueError("LABELS needs at least two tags")
+            presets = ", ".join(LABEL_PRESETS)
+            raise ValueError(f"LABELS needs at least two tags, or the name of a preset ({presets})")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("LABELS has a tag twice")
         return self
