@@ -36,6 +36,13 @@ def project(db_url, engine_for, tmp_path):
             conn.execute(text("INSERT INTO labels (item_id, label, worker_id, created_at, handout_reason) "
                               "VALUES (:i, :l, :w, CURRENT_TIMESTAMP, 'import')"), {"i": tie, "l": label, "w": worker})
         conn.execute(text("UPDATE items SET label_count = 2, done = :t WHERE id = :i"), {"i": tie, "t": True})
+        # a retracted label that disagrees with a labelled post's label: every reader must ignore
+        # it (counted, it would turn that post into a tie and add a vote to the export)
+        first, label, _, _ = labelled[0]
+        other = "Others" if label != "Others" else "Advocacy"
+        conn.execute(text("INSERT INTO labels (item_id, label, worker_id, created_at, retracted_at, retracted_by) "
+                          "VALUES (:i, :l, 'zed', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'zed')"),
+                     {"i": first, "l": other})
     models = tmp_path / "models"
     result = orchestrator(db_url, models).tick()
     assert result.status == "ok"
@@ -115,7 +122,7 @@ def test_status_and_cli(project, tmp_path):
     p = project
     data = status_data(p["engine"])
     assert data["counts"] == {"items": 60, "labelled": 31, "agreed": 30, "done": 31, "leased": 0,
-                              "labels": 32, "labellers": 5}
+                              "labels": 32, "labellers": 5, "retracted": 1}
     assert data["current_run_id"] == p["run"] and data["latest_ok"]["id"] == p["run"]
     agreed = sum(v["agreed"] for v in data["per_class"].values())
     assert agreed == 30 and data["per_class"]["Advocacy"]["labels"] >= 1
