@@ -151,7 +151,8 @@ def seed_with_model(url, n=20):
 
 
 def labels(url):
-    return query(url, "SELECT item_id, label, worker_id FROM labels ORDER BY id")
+    """The live labels (an undo retracts a label: it stays in the table, counted nowhere)."""
+    return query(url, "SELECT item_id, label, worker_id FROM labels WHERE retracted_at IS NULL ORDER BY id")
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -181,6 +182,7 @@ def test_label_undo_keyboard_skip_and_double_click(site, context):
     tab.click("Undo")
     tab.wait_for(first)
     assert labels(url) == []
+    assert query(url, "SELECT item_id, label, retracted_by FROM labels") == [(first, "Advocacy", "ann")]
 
     tab.press("2")
     assert tab.wait_next(first) == second
