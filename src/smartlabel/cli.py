@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from smartlabel.errors import SmartlabelError
+from smartlabel.errors import ConfigError, SmartlabelError
 
 app = typer.Typer(
     help="Label text with active learning: import posts, serve the labelling page, "
@@ -71,6 +71,27 @@ def db_upgrade(
 
     engine = _migrated_engine(database_url)
     typer.echo(f"schema at revision {head_revision()} ({engine.url.render_as_string(hide_password=True)})")
+
+
+@db_app.command("roles")
+@friendly
+def db_roles(
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL (the owner's)."),
+):
+    """Create or update the PostgreSQL login roles smartlabel_labeller (the page), smartlabel_orchestrator
+    and smartlabel_reader (dashboard, export, Adminer) with least privilege (safe to run again).
+
+    Passwords from LABELLER_DB_PASSWORD, ORCHESTRATOR_DB_PASSWORD and READER_DB_PASSWORD (environment
+    or .env). Run as the owner, after `smartlabel db upgrade`; one transaction: all or nothing.
+    """
+    from smartlabel.db import make_engine
+    from smartlabel.roles import RolePasswords, checked_passwords, create_roles
+
+    engine = make_engine(database_url or _settings().database_url)
+    if engine.dialect.name != "postgresql":
+        raise ConfigError("roles are a PostgreSQL feature; SQLite has one user (nothing to do)")
+    passwords = checked_passwords(RolePasswords().by_role())
+    typer.echo(create_roles(_migrated_engine(engine), passwords).summary())
 
 
 # --- the team (see smartlabel.labellers) ---------------------------------------------------
