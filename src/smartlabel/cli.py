@@ -374,13 +374,18 @@ def export_cmd(
     file_format: Optional[str] = typer.Option(None, "--format", help="csv or jsonl. Default: from the file name."),
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    raw: bool = typer.Option(
+        False, "--raw", help="CSV: write cells as they are. By default a cell starting with = + - @ tab or CR "
+        "gets a leading ' so a spreadsheet cannot run it as a formula. JSON Lines is never changed."),
 ):
     """Write every post with its human labels and a final label (agreed human label, else the
     model's prediction), the label's source (human/model), confidence and model run.
+
+    CSV is safe to open in a spreadsheet (formula-like cells get a leading '); --raw turns that off.
     """
     from smartlabel.export import export
 
-    result = export(out, _settings(), engine=database_url, fmt=file_format, progress=progress)
+    result = export(out, _settings(), engine=database_url, fmt=file_format, progress=progress, raw=raw)
     typer.echo(result.summary())
 
 
