@@ -1,8 +1,8 @@
 # smartlabel: two commands on a fresh machine.
 #   make run    install, load aldata.csv into an embedded SQLite database, start the
 #               orchestrator and the labelling page (prints the URL)
-#   make test   install everything the tests need (Python packages, Debian's chromium,
-#               PostgreSQL via pgserver) and run them
+#   make test   install everything the tests need (Python packages, Debian's chromium
+#               and caddy, PostgreSQL via pgserver) and run them
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,12 +11,12 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev chromium env bench bench-quick constraints clean
+.PHONY: run test install install-dev chromium caddy env bench bench-quick constraints clean
 
 run: $(STAMP)
 	$(VENV)/bin/smartlabel run
 
-test: $(DEV_STAMP) chromium
+test: $(DEV_STAMP) chromium caddy
 	$(PY) -m pytest
 
 install: $(STAMP)
@@ -40,6 +40,15 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; \
+	  fi; }
+
+# The proxy tests run the Caddyfile with Debian's caddy (2.6) in front of a real Voila.
+caddy:
+	@command -v caddy >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null; \
+	  else \
+	    echo "caddy is missing: run 'sudo apt-get install -y caddy' (the proxy tests need it)"; exit 1; \
 	  fi; }
 
 env:

@@ -228,7 +228,11 @@ def serve(
                      notebook=notebook, database_url=database_url)
     _warn_if_unreachable(database_url or settings.database_url)
     _announce(launch)
-    typer.echo(f"Each labeller can bookmark {launch.url}{'&' if launch.token else '?'}worker=THEIR_NAME")
+    if settings.labeller_keys == "required":
+        typer.echo("LABELLER_KEYS=required: each labeller opens their personal link "
+                   "(`smartlabel labellers add NAME` prints one); this address alone shows 'link not valid'.")
+    else:
+        typer.echo(f"Each labeller can bookmark {launch.url}{'&' if launch.token else '?'}worker=THEIR_NAME")
     launch.exec()
 
 
@@ -238,7 +242,7 @@ def dashboard_cmd(
     host: str = HOST_OPTION,
     port: Optional[int] = typer.Option(None, "--port", help="Port. Default: DASHBOARD_PORT (8867)."),
     token: Optional[str] = typer.Option(
-        None, "--token", help="Access token. Default: DASHBOARD_TOKEN, or VOILA_TOKEN when that is empty."),
+        None, "--token", help="Access token. Default: DASHBOARD_TOKEN (never the labellers' VOILA_TOKEN)."),
     no_token: bool = NO_TOKEN_OPTION,
     notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./admin-dashboard.ipynb."),
     database_url: Optional[str] = PAGE_DATABASE_OPTION,
