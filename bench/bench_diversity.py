@@ -2,7 +2,7 @@
 """Diversity: how often 16 concurrent hand-outs contain near-duplicates, and what spreading
 them (smartlabel.diversity) does to the learning curve.
 
-    python bench/bench_diversity.py                 # 25 rounds x 3 seeds x 3 variants (a few minutes on 2 cores)
+    python bench/bench_diversity.py                 # 25 rounds x 3 seeds x 3 variants (about 7 minutes on 2 busy cores)
     python bench/bench_diversity.py --rounds 3 --seeds 1 --out /tmp/d.json   # a smoke run
 
 Data: aldata.csv (2,525 Reuters stories). Truth for the simulated labellers: the
@@ -12,9 +12,13 @@ real importer into a SQLite database.
 
 Each (variant, seed) starts from a copy of that database: 32 posts labelled through
 the queue in its random cold-start order, then rounds of
-  1. train TF-IDF + logistic regression on the agreed labels (vectoriser fitted once
-     on the pool, like the orchestrator's feature cache), score every open post,
-     priorities by the variant, `write_predictions` into a new run, `set_current_run`;
+  1. train the orchestrator's model with its own code (`smartlabel.training.Learner`,
+     MODEL=lr: TF-IDF word 1-2 grams + logistic regression, fitted on the columns the
+     labelled posts use) on the agreed labels (`store.labels.training_set`), with the
+     features of one feature cache fitted once on the pool (as the orchestrator's);
+     `Learner.score` gives every open post its priority (`acquisition.priorities`:
+     `entropy`, or `random`), `store.predictions.write` into a new run,
+     `store.runs.set_current`;
   2. 16 labellers (16 LabelQueue instances) each pop once before anyone submits:
      the batch a team of 16 gets at the same moment;
   3. near-duplicate pairs in the batch are counted (cosine > 0.9 in a TF-IDF space
@@ -87,10 +91,18 @@ def model_text(df, rows):
     return (df["title"].fillna("").iloc[rows] + " " + df["clean_selftext"].fillna("").iloc[rows]).tolist()
 
 
-def entropy_priorities(proba: np.ndarray) -> np.ndarray:
-    """Shannon entropy of each row (higher = asked first), as the orchestrator's `entropy`."""
-    p = np.clip(proba, 1e-12, 1.0)
-    return -(proba * np.log(p)).sum(axis=1)
+def pool_learner(url: str, labels):
+    """The orchestrator's Learner (MODEL=lr) with the features of every post of the pool."""
+    from smartlabel.db import make_engine
+    from smartlabel.store import items as store_items
+    from smartlabel.training import Learner
+
+    engine = make_engine(url)
+    learner = Learner("lr", labels=labels)
+    ids, hashes, _open = store_items.pool(engine)
+    learner.sync(ids, hashes, lambda some: list(store_items.texts(engine, some)))
+    engine.dispose()
+    return learner
 
 
 def near_duplicate_pairs(rows, X_measure, index_of_row) -> int:
@@ -99,28 +111,28 @@ def near_duplicate_pairs(rows, X_measure, index_of_row) -> int:
     return int(np.sum(np.triu(S > COSINE, k=1)))
 
 
-def run_variant(variant: str, seed: int, base_db: Path, folder: Path, df, truth, mapping, held, vec, X_measure,
-                index_of_row, rounds: int, top_k: int) -> dict:
-    from sklearn.linear_model import LogisticRegression
+def run_variant(variant: str, seed: int, base_db: Path, folder: Path, df, truth, mapping, held, learner,
+                X_measure, index_of_row, rounds: int, top_k: int) -> dict:
+    import random
+
     from sqlalchemy import text
 
     from smartlabel.db import make_engine
     from smartlabel.diversity import diversify
     from smartlabel.queue import LabelQueue
-    from smartlabel.store import predictions as store_predictions, runs as store_runs
     from smartlabel.settings import load_settings
-    import random
+    from smartlabel.store import items as store_items, labels as store_labels
+    from smartlabel.store import predictions as store_predictions, runs as store_runs
 
     db = folder / f"{variant.replace('+', '_')}-{seed}.db"
     shutil.copy(base_db, db)
     url = f"sqlite:///{db}"
     engine = make_engine(url)
-    settings = load_settings(database_url=url, shuffle_prop=0.0, audit_share=0.0, review_share=0.0,
-                             labels=sorted(set(truth)))
+    labels = sorted(set(truth))
+    settings = load_settings(database_url=url, shuffle_prop=0.0, audit_share=0.0, review_share=0.0, labels=labels)
+    strategy = "random" if variant == "random" else "entropy"
     item_ids = np.array(sorted(mapping), dtype=np.int64)
-    X_items = vec.transform(model_text(df, [mapping[i] for i in item_ids]))
-    row_pos = {i: k for k, i in enumerate(item_ids)}
-    X_held = vec.transform(model_text(df, held))
+    X_held = learner.transform(model_text(df, held))
     y_held = truth[held]
     # cold start: the queue's random order for unscored posts, seeded per seed
     with engine.begin() as conn:
@@ -135,31 +147,23 @@ def run_variant(variant: str, seed: int, base_db: Path, folder: Path, df, truth,
     rng = np.random.default_rng([seed, 11])
     seconds_div = 0.0
     for r in range(rounds + 1):
-        with engine.connect() as conn:
-            lab = conn.execute(text("SELECT item_id, agreed_label FROM agreed_labels ORDER BY item_id")).all()
-            open_ids = np.array([i for (i,) in conn.execute(text("SELECT id FROM items WHERE NOT done ORDER BY id"))])
-        ids = np.array([i for i, _ in lab])
-        y = np.array([lab_ for _, lab_ in lab], dtype=object)
-        clf = LogisticRegression(max_iter=1000).fit(X_items[[row_pos[i] for i in ids]], y)
-        acc = float(np.mean(clf.predict(X_held) == y_held))
+        ids, y, _audit, _dropped = store_labels.training_set(engine, labels)
+        open_ids = store_items.pool(engine)[2]
+        model = learner.fit(learner.features(ids), y)
+        acc = float(np.mean(model.predict(X_held) == y_held))
         curve.append({"labels": int(len(ids)), "heldout_accuracy": acc})
         if r == rounds:
             break
-        proba = clf.predict_proba(X_items[[row_pos[i] for i in open_ids]])
-        if variant == "random":
-            pri = rng.random(len(open_ids))
-        else:
-            pri = entropy_priorities(proba)
+        pri = learner.score(model, open_ids, strategy, rng).priorities
         clusters = None
         if variant == "entropy+diversity":
             t = time.perf_counter()
             pri, clusters = diversify(open_ids.tolist(), pri,
                                       model_text(df, [mapping[int(i)] for i in open_ids]), top_k=top_k)
             seconds_div += time.perf_counter() - t
-        with engine.begin() as conn:
-            run = conn.execute(text("INSERT INTO model_runs (started_at, status) "
-                                    "VALUES (CURRENT_TIMESTAMP, 'ok') RETURNING id")).scalar_one()
+        run = store_runs.start(engine, model_kind="lr", acquisition=strategy)
         store_predictions.write(engine, run, open_ids.tolist(), list(map(float, pri)), clusters=clusters)
+        store_runs.finish(engine, run, "ok")
         store_runs.set_current(engine, run)
         queues = [LabelQueue(url, f"w{k}", settings=settings, rng=random.Random(k)) for k in range(BATCH)]
         got = [q.pop()[0] for q in queues]  # 16 hand-outs before anyone submits
@@ -175,6 +179,31 @@ def run_variant(variant: str, seed: int, base_db: Path, folder: Path, df, truth,
             "seconds_diversify": round(seconds_div, 3)}
 
 
+def summarise(runs: list[dict]) -> dict:
+    """One variant over its seeds: near-duplicates per batch, the mean learning curve."""
+    n_batches = sum(len(r["batches"]) for r in runs)
+    curves = np.array([[p["heldout_accuracy"] for p in r["curve"]] for r in runs])
+    labels = [p["labels"] for p in runs[0]["curve"]]
+    return {
+        "batches": n_batches,
+        "batches_with_near_duplicates": sum(r["batches_with_near_duplicates"] for r in runs),
+        "share_of_batches_with_near_duplicates": round(
+            sum(r["batches_with_near_duplicates"] for r in runs) / n_batches, 3) if n_batches else None,
+        "near_duplicate_pairs_per_batch": round(sum(r["near_duplicate_pairs"] for r in runs) / n_batches, 3)
+        if n_batches else None,
+        "most_near_duplicate_pairs_in_one_batch": max((b["near_duplicate_pairs"] for r in runs
+                                                       for b in r["batches"]), default=0),
+        "mean_curve": [{"labels": n, "heldout_accuracy": round(float(a), 4)}
+                       for n, a in zip(labels, curves.mean(axis=0))],
+        "mean_accuracy_over_curve": round(float(curves.mean()), 4),
+        "mean_accuracy_over_curve_per_seed": [round(float(c.mean()), 4) for c in curves],
+        "final_accuracy_per_seed": [round(float(c[-1]), 4) for c in curves],
+        "batches_with_near_duplicates_per_seed": [r["batches_with_near_duplicates"] for r in runs],
+        "final_accuracy": round(float(curves[:, -1].mean()), 4),
+        "seconds_diversify_per_round": round(sum(r["seconds_diversify"] for r in runs) / max(1, n_batches), 3),
+    }
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "aldata.csv")
@@ -187,13 +216,15 @@ def main(argv=None) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from threadpoolctl import threadpool_limits
 
+    import scipy.optimize  # noqa: F401  (load every BLAS copy first: limits apply to loaded ones)
+
     t0 = time.perf_counter()
     df, truth, pool, held = load_data(args.data)
     folder = Path(tempfile.mkdtemp(prefix="bench-diversity-"))
     try:
         url, mapping = build_database(df, pool, folder)
         pool_text = model_text(df, pool)
-        vec = TfidfVectorizer(sublinear_tf=True).fit(pool_text)  # the model's features
+        learner = pool_learner(url, sorted(set(truth)))  # the model's features
         X_measure = TfidfVectorizer(sublinear_tf=True).fit_transform(pool_text).tocsr()  # the yardstick
         index_of_row = {row: k for k, row in enumerate(pool)}
         S = (X_measure @ X_measure.T).toarray()
@@ -205,7 +236,7 @@ def main(argv=None) -> dict:
         with threadpool_limits(1, user_api="blas"):
             for seed in range(args.seeds):
                 for variant in VARIANTS:
-                    res = run_variant(variant, seed, folder / "base.db", folder, df, truth, mapping, held, vec,
+                    res = run_variant(variant, seed, folder / "base.db", folder, df, truth, mapping, held, learner,
                                       X_measure, index_of_row, args.rounds, args.top_k)
                     results[variant].append(res)
                     print(f"seed {seed} {variant:18s} batches with near-duplicates "
@@ -214,36 +245,15 @@ def main(argv=None) -> dict:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    summary = {}
-    for v, runs in results.items():
-        n_batches = sum(len(r["batches"]) for r in runs)
-        curves = np.array([[p["heldout_accuracy"] for p in r["curve"]] for r in runs])
-        labels = [p["labels"] for p in runs[0]["curve"]]
-        summary[v] = {
-            "batches": n_batches,
-            "batches_with_near_duplicates": sum(r["batches_with_near_duplicates"] for r in runs),
-            "share_of_batches_with_near_duplicates": round(
-                sum(r["batches_with_near_duplicates"] for r in runs) / n_batches, 3) if n_batches else None,
-            "near_duplicate_pairs_per_batch": round(sum(r["near_duplicate_pairs"] for r in runs) / n_batches, 3)
-            if n_batches else None,
-            "most_near_duplicate_pairs_in_one_batch": max((b["near_duplicate_pairs"] for r in runs
-                                                           for b in r["batches"]), default=0),
-            "mean_curve": [{"labels": n, "heldout_accuracy": round(float(a), 4)}
-                           for n, a in zip(labels, curves.mean(axis=0))],
-            "mean_accuracy_over_curve": round(float(curves.mean()), 4),
-            "mean_accuracy_over_curve_per_seed": [round(float(c.mean()), 4) for c in curves],
-            "final_accuracy_per_seed": [round(float(c[-1]), 4) for c in curves],
-            "batches_with_near_duplicates_per_seed": [r["batches_with_near_duplicates"] for r in runs],
-            "final_accuracy": round(float(curves[:, -1].mean()), 4),
-            "seconds_diversify_per_round": round(sum(r["seconds_diversify"] for r in runs) / max(1, n_batches), 3),
-        }
+    summary = {v: summarise(runs) for v, runs in results.items()}
     out = {
         "benchmark": "diversity",
         "data": "aldata.csv: 2,525 Reuters stories; truth = first topic, 8 commonest + other",
         "pool": pool_stats, "heldout": int(len(held)),
         "batch": BATCH, "initial_labels": INITIAL, "rounds": args.rounds, "seeds": args.seeds,
         "diversity_top_k": args.top_k, "near_duplicate_cosine": COSINE,
-        "model": "TF-IDF (fitted on the pool) + LogisticRegression(max_iter=1000)",
+        "model": "smartlabel.training.Learner, MODEL=lr (TF-IDF 1-2 grams fitted on the pool + "
+                 "logistic regression C=10 on the columns the labelled posts use)",
         "hand_out": "16 LabelQueue.pop() on SQLite before any submit; SHUFFLE_PROP=AUDIT_SHARE=REVIEW_SHARE=0",
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}, {__import__('os').cpu_count()} CPUs",

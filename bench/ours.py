@@ -129,7 +129,7 @@ def seed(url: str, corpus_path: str, n: int, with_run: bool, features: str | Non
 # --- the orchestrator's feature cache, built once per benchmark run --------------------
 #
 # The orchestrator's first run on a pool fits its TF-IDF (1-2 grams) on every post
-# and keeps the features (smartlabel.models.FeatureCache); later runs only score. That
+# and keeps the features (smartlabel.training.FeatureCache); later runs only score. That
 # first fit costs minutes at 80k posts here and would not fit in the time budget for
 # each pool, let alone 1M. So the bench fits it once, on the corpus's distinct posts
 # (`features`), and each pool's cache is made of those rows (post k -> corpus row
@@ -142,12 +142,12 @@ def features(corpus_path: str, out_path: str) -> dict:
     import pickle
 
     from smartlabel import DEFAULT_LABELS
-    from smartlabel.models import make_model, split_pipeline
     from smartlabel.text import model_input
+    from smartlabel.training import Learner
 
     corpus = common.read_corpus(corpus_path)
     texts = [model_input(*common.post(corpus, k)[:2]) for k in range(len(corpus[0]))]
-    vec = split_pipeline(make_model("lr", labels=DEFAULT_LABELS))[0]
+    vec = Learner("lr", labels=DEFAULT_LABELS).cache.template  # the orchestrator's vectoriser, unfitted
     t = time.perf_counter()
     X = vec.fit_transform(texts).astype("float32").tocsr()
     seconds = time.perf_counter() - t
@@ -164,7 +164,7 @@ def write_feature_cache(engine, features_path: str, models_dir: str) -> dict:
     from sqlalchemy import text
 
     from smartlabel import DEFAULT_LABELS
-    from smartlabel.models import FeatureCache, make_model
+    from smartlabel.training import Learner
 
     with open(features_path, "rb") as fh:
         data = pickle.load(fh)
@@ -173,7 +173,7 @@ def write_feature_cache(engine, features_path: str, models_dir: str) -> dict:
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     hashes = np.array([r[1] for r in rows], dtype=object)
     k = np.array([int(r[2][1:]) for r in rows], dtype=np.int64)  # external_id "p<k>"
-    cache = FeatureCache.for_model(make_model("lr", labels=DEFAULT_LABELS), models_dir)
+    cache = Learner("lr", labels=DEFAULT_LABELS, models_dir=models_dir).cache  # the file the orchestrator reads
     cache.vectorizer = data["vectorizer"]
     cache.X = data["X"][k % data["X"].shape[0]]
     cache.ids, cache.hashes, cache.n_fit = ids, hashes, len(ids)

@@ -1,4 +1,4 @@
-"""Model registry, the three models on small real data, the feature cache, acquisition scores."""
+"""Model registry: the three models on small real data, errors, adding a model, light imports."""
 
 from __future__ import annotations
 
@@ -13,17 +13,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import cross_val_score
 
-from smartlabel import acquisition
 from smartlabel.errors import ConfigError
-from smartlabel.models import (
-    MODELS,
-    CalibratedLinearSVC,
-    FeatureCache,
-    join_pipeline,
-    make_model,
-    split_pipeline,
-    text_vectorizer,
-)
+from smartlabel.models import MODELS, CalibratedLinearSVC, make_model, split_pipeline, text_vectorizer
 
 from text_corpus import VOCAB, make_texts
 
@@ -145,152 +136,31 @@ def test_adding_a_model_is_one_factory(monkeypatch, data):
     check_fitted(make_model("nb", labels=CLASSES).fit(X, y), Xt, yt)
 
 
-def test_importing_models_does_not_import_tensorflow():
-    code = ("import sys; import smartlabel.models as m, smartlabel.acquisition; "
+def test_the_model_setting_allows_exactly_the_registered_models():
+    import typing
+
+    from smartlabel.settings import Settings
+
+    assert set(typing.get_args(Settings.model_fields["model"].annotation)) == set(MODELS)
+
+
+def test_split_pipeline_finds_the_vectoriser_only_in_two_step_text_pipelines():
+    from sklearn.feature_extraction.text import TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    for kind in MODELS:
+        vec, head = split_pipeline(make_model(kind, labels=CLASSES))
+        assert hasattr(vec, "vocabulary") and hasattr(head, "predict_proba")
+    assert split_pipeline(LogisticRegression()) is None
+    assert split_pipeline(Pipeline([("tfidf", TfidfTransformer()), ("clf", LogisticRegression())])) is None
+
+
+def test_importing_models_does_not_import_tensorflow_or_superintendent():
+    code = ("import sys; import smartlabel.models as m, smartlabel.acquisition as a, smartlabel.training; "
             "m.make_model('keras', labels=['a','b']); m.make_model('lr', labels=['a','b']).fit(['aa bb','cc dd'], ['a','b']); "
-            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+            "a.priorities('entropy', [[0.2, 0.8]]); "
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules, 'superintendent' in sys.modules)")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.split() == ["False", "False"]
-
-
-# --- feature cache -------------------------------------------------------------------
-
-
-class Pool:
-    def __init__(self, texts):
-        self.texts = dict(enumerate(texts, start=1))
-        self.fetched = []
-
-    def fetch(self, ids):
-        self.fetched.append(list(ids))
-        return (self.texts[i] for i in ids)
-
-    def ids_hashes(self):
-        ids = sorted(self.texts)
-        return ids, [str(hash(self.texts[i])) for i in ids]
-
-
-def test_feature_cache_transforms_only_new_posts_and_persists(tmp_path):
-    texts, _ = make_texts(10, seed=11)
-    pool = Pool(texts[:20])
-    model = make_model("lr", labels=CLASSES)
-    cache = FeatureCache.for_model(model, tmp_path)
-    stats = cache.sync(*pool.ids_hashes(), pool.fetch)
-    assert stats.refitted and stats.total == 20 and pool.fetched == [list(range(1, 21))]
-    first = cache.rows([3, 1]).toarray()
-    # nothing new: nothing fetched
-    assert not cache.sync(*pool.ids_hashes(), pool.fetch).refitted and len(pool.fetched) == 1
-    # 5 new posts, one deleted, one edited: only the 6 changed texts are read
-    for k in range(21, 26):
-        pool.texts[k] = texts[k - 1]
-    del pool.texts[2]
-    pool.texts[4] = texts[29]
-    stats = cache.sync(*pool.ids_hashes(), pool.fetch)
-    assert (stats.refitted, stats.added, stats.removed, stats.total) == (False, 6, 2, 24)
-    assert pool.fetched[-1] == [4, 21, 22, 23, 24, 25]
-    np.testing.assert_allclose(cache.rows([3, 1]).toarray(), first)
-    direct = cache.vectorizer.transform([pool.texts[i] for i in [25, 4, 1]]).toarray()
-    np.testing.assert_allclose(cache.rows([25, 4, 1]).toarray(), direct, rtol=1e-6)
-    with pytest.raises(KeyError):
-        cache.rows([2])
-    # a new process loads the cache from disk and reads no text
-    again = FeatureCache.for_model(make_model("svm", labels=CLASSES), tmp_path)  # same vectoriser
-    assert again.key == cache.key and again.path.exists()
-    n = len(pool.fetched)
-    assert not again.sync(*pool.ids_hashes(), pool.fetch).refitted and len(pool.fetched) == n
-    # keras has its own vectoriser, so its own cache file
-    assert FeatureCache.for_model(make_model("keras", labels=CLASSES), tmp_path).key != cache.key
-    # the pool doubles: the vectoriser is refitted on everything
-    for k in range(26, 60):
-        pool.texts[k] = f"brand new words number {k} zebra giraffe"
-    assert again.sync(*pool.ids_hashes(), pool.fetch).refitted
-    assert "zebra" in again.vectorizer.vocabulary_
-
-
-def test_head_trained_on_cached_rows_gives_a_text_model(tmp_path, data):
-    X, y, Xt, yt = data
-    pool = Pool(X + Xt)
-    model = make_model("lr", labels=CLASSES)
-    cache = FeatureCache.for_model(model, None)
-    cache.sync(*pool.ids_hashes(), pool.fetch)
-    vec, head = split_pipeline(model)
-    head = clone(head).fit(cache.rows(range(1, len(X) + 1)), y)
-    full = join_pipeline(cache.vectorizer, head)
-    test_ids = list(range(len(X) + 1, len(X) + len(Xt) + 1))
-    np.testing.assert_allclose(full.predict_proba(Xt), head.predict_proba(cache.rows(test_ids)), rtol=1e-6)
-    assert (full.predict(Xt) == yt).mean() >= 0.9
-
-
-# --- acquisition -----------------------------------------------------------------------
-
-PROBA = np.array([
-    [0.34, 0.33, 0.33],  # confused
-    [0.98, 0.01, 0.01],  # sure
-    [0.50, 0.45, 0.05],  # torn between two
-    [0.70, 0.20, 0.10],
-])
-
-
-@pytest.mark.parametrize("kind", ["entropy", "margin", "certainty"])
-def test_priorities_higher_means_ask_first(kind):
-    pr = acquisition.priorities(kind, PROBA)
-    assert pr.shape == (4,) and np.argmin(pr) == 1  # the sure post comes last
-    if kind == "margin":
-        assert np.argmax(pr) == 0 and pr[2] > pr[3]
-    else:
-        assert np.argmax(pr) == 0
-    # scores of separate batches are comparable (no per-batch ranks)
-    np.testing.assert_allclose(
-        np.concatenate([acquisition.priorities(kind, PROBA[:2]), acquisition.priorities(kind, PROBA[2:])]), pr)
-
-
-def test_priorities_reuse_superintendent_and_match_the_fallbacks():
-    import superintendent.acquisition_functions as sf
-
-    fns = acquisition._lower_first_functions()
-    for name in ("entropy", "margin", "certainty"):
-        assert fns[name] is getattr(sf, name).__wrapped__
-        np.testing.assert_allclose(fns[name](PROBA), acquisition._FALLBACK[name](PROBA), atol=1e-12)
-        # superintendent's wrapped function (shuffle off) ranks lowest first: same order as ours reversed
-        ranks = getattr(sf, name)(PROBA, shuffle_prop=0.0)
-        ours = acquisition.priorities(name, PROBA)
-        assert list(np.argsort(ranks)) == list(np.argsort(-ours, kind="stable"))
-
-
-def test_random_priorities_and_edge_cases():
-    a = acquisition.priorities("random", PROBA, rng=np.random.default_rng(5))
-    b = acquisition.priorities("random", PROBA, rng=np.random.default_rng(5))
-    assert np.array_equal(a, b) and len(set(a)) == 4
-    assert acquisition.priorities("entropy", np.ones((3, 1))).tolist() == [0, 0, 0]
-    assert acquisition.priorities("margin", np.zeros((0, 3))).shape == (0,)
-    with pytest.raises(ConfigError, match="unknown acquisition"):
-        acquisition.priorities("bald", PROBA)
-
-
-def test_top_two():
-    l1, p1, l2, p2 = acquisition.top_two(PROBA, ["A", "B", "C"])
-    assert list(l1) == ["A"] * 4 and list(l2) == ["B", "B", "B", "B"]
-    assert p1.tolist() == [0.34, 0.98, 0.5, 0.7] and p2.tolist() == [0.33, 0.01, 0.45, 0.2]
-    l1, p1, l2, p2 = acquisition.top_two(np.array([[0.1, 0.9]]), ["A", "B"])
-    assert (l1[0], l2[0]) == ("B", "A")
-    l1, p1, l2, p2 = acquisition.top_two(np.ones((2, 1)), ["A"])
-    assert list(l2) == [None, None] and p2.tolist() == [0, 0]
-    with pytest.raises(ValueError):
-        acquisition.top_two(PROBA, ["A", "B"])
-
-
-def test_active_features_gives_the_same_linear_model_on_fewer_columns(data):
-    from smartlabel.models import ActiveFeatures
-
-    X, y, Xt, yt = data
-    vec = text_vectorizer().fit(X + Xt + ["zebra giraffe words nobody labelled"] * 3)
-    Xtr, Xte = vec.transform(X), vec.transform(Xt)
-    head = make_model("lr", labels=CLASSES).named_steps["clf"]
-    full = clone(head).fit(Xtr, y)
-    small = ActiveFeatures(head).fit(Xtr, y)
-    assert len(small.columns_) < Xtr.shape[1] and list(small.classes_) == CLASSES
-    np.testing.assert_allclose(small.predict_proba(Xte), full.predict_proba(Xte), atol=1e-4)
-    assert list(small.predict(Xte)) == list(full.predict(Xte))
-    scores = cross_val_score(ActiveFeatures(head), Xtr, y, scoring="accuracy", cv=3)
-    assert scores.mean() >= 0.8
+    assert out.stdout.split() == ["False", "False", "False"]

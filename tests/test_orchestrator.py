@@ -14,20 +14,19 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from smartlabel.models import MODELS, make_model, text_vectorizer
+from smartlabel.models import MODELS, text_vectorizer
 from smartlabel import modelstore
 from smartlabel.modelstore import MODEL_NAME
-from smartlabel.orchestrator import Orchestrator, evaluate
+from smartlabel.orchestrator import Orchestrator
 from smartlabel.queue import LabelQueue
 from smartlabel.store import runs as store_runs
 
-from text_corpus import LABELS, label_with_queue, make_texts, queue_settings, seed_corpus
+from text_corpus import label_with_queue, queue_settings, seed_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -185,40 +184,7 @@ def test_rare_classes_do_not_crash_cross_validation(corpus, engine_for, tmp_path
     assert result.status == "ok" and run["cv_accuracy"] is None and "no cross-validation" in run["message"]
     (path,) = modelstore.files(tmp_path / "m")
     assert path.name.endswith(" nan.pkl")
-    # classes with fewer than 3 examples: 2-fold, every example predicted out of fold
-    X, y = make_texts(10, classes=["Advocacy"], seed=1)
-    X2, y2 = make_texts(2, classes=["Others"], seed=2)
-    X3, y3 = make_texts(1, classes=["Personal Stories"], seed=3)
-    texts, labels = X + X2 + X3, np.array(y + y2 + y3, dtype=object)
-    vec = text_vectorizer().fit(texts)
-    head = make_model("lr", labels=LABELS).named_steps["clf"]
-    scores = evaluate(head, vec.transform(texts), labels, np.zeros(len(labels), bool))
-    assert scores["cv_folds"] == 2 and 0 <= scores["cv_accuracy"] <= 1
-    assert sorted(scores["per_class"]) == ["Advocacy", "Others", "Personal Stories"]
-    assert scores["per_class"]["Personal Stories"]["support"] == 1
-
-
-def test_audit_accuracy_is_out_of_fold_on_random_handouts():
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict, cross_val_score
-
-    X_text, y = make_texts(15, seed=5)
-    y = np.array(y, dtype=object)
-    # flip a few labels so accuracy is not trivially 1
-    y[:4] = np.roll(y[:4], 1)
-    vec = text_vectorizer().fit(X_text)
-    X = vec.transform(X_text)
-    head = make_model("lr", labels=LABELS).named_steps["clf"]
-    audit = np.zeros(len(y), bool)
-    audit[::2] = True  # 23 "random" hand-outs
-    scores = evaluate(head, X, y, audit, random_state=0)
-    cv = StratifiedKFold(3, shuffle=True, random_state=0)
-    oof = cross_val_predict(head, X, y, cv=cv)
-    assert scores["n_audit"] == 23
-    assert scores["audit_accuracy"] == pytest.approx(np.mean(oof[audit] == y[audit]))
-    assert scores["cv_accuracy"] == pytest.approx(cross_val_score(head, X, y, scoring="accuracy", cv=cv).mean())
-    audit[:] = False
-    audit[:19] = True
-    assert evaluate(head, X, y, audit)["audit_accuracy"] is None  # fewer than 20
+    # (fewer folds with rare classes: tests/test_training.py)
 
 
 def test_audit_sample_from_the_queue_exploration(corpus, engine_for, tmp_path):

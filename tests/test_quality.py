@@ -232,7 +232,8 @@ def test_update_quality_flags_planted_flips_in_text(db_url, engine_for):
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_validate
 
-    from smartlabel.models import ActiveFeatures, make_model, split_pipeline
+    from smartlabel.models import make_model, split_pipeline
+    from smartlabel.training import ActiveFeatures
     from smartlabel.store import items as store_items, labels as store_labels
 
     engine = engine_for(db_url)

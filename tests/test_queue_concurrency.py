@@ -38,7 +38,7 @@ def _labeller(url: str, worker: str, overlap: int, out, counter, start) -> None:
     from smartlabel.queue import LabelQueue
     from smartlabel.settings import load_settings
 
-    # audit/review hand-outs off: they add labels beyond OVERLAP on purpose (tests/test_quality_queue.py)
+    # audit/review hand-outs off: they add labels beyond OVERLAP on purpose (tests/test_queue_audit_review.py)
     q = LabelQueue(url, worker, settings=load_settings(database_url=url, overlap=overlap, shuffle_prop=0.3,
                                                        audit_share=0.0, review_share=0.0),
                    rng=random.Random(worker))

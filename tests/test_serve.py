@@ -1,7 +1,7 @@
 """smartlabel.serve: finding the notebook, Voila's command line, the kernels' environment, the URL.
 
 The same code serves the labelling page and the admin dashboard; the commands themselves
-are driven in tests/test_interface_cli.py and the browser tests.
+are driven in tests/test_cli_serve.py and the browser tests.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ def readme_settings() -> dict[str, str]:
     text = README.read_text(encoding="utf-8")
     section = text.split("## Settings", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `([A-Z_]+)` \| `([^`]*)` \|", section, flags=re.M)
+    names = [name for name, _ in rows]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"the README's settings table lists {twice} twice"
     return dict(rows)
 
 

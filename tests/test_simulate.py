@@ -25,7 +25,6 @@ from smartlabel.simulate import (
     CURVE_COLUMNS,
     SimulationError,
     _label_schedule,
-    _Learner,
     format_table,
     labels_to_reach,
     load_corpus,
@@ -176,25 +175,30 @@ def test_labels_to_reach_and_schedule():
 
 def test_learner_trains_the_orchestrators_head(corpus):
     """Each step trains ActiveFeatures(<the factory's classifier>) on cached pool features, as the
-    orchestrator does; for lr that is the same model as training on every column."""
+    orchestrator does (simulate uses the same training.Learner); for lr that is the same model as
+    training on every column."""
     from sklearn.base import clone
 
-    from smartlabel.models import ActiveFeatures, make_model, split_pipeline
+    from smartlabel.models import make_model, split_pipeline
+    from smartlabel.training import ActiveFeatures, Learner
 
     texts = corpus.texts[:500]
-    learner = _Learner("lr", corpus.classes, "none", texts, corpus.texts[500:600])
-    assert learner.cache is not None and learner.pool.shape == (500, learner.n_features)
+    learner = Learner("lr", labels=corpus.classes)
+    ids = np.arange(500)
+    learner.sync(ids, [str(i) for i in ids], lambda wanted: [texts[i] for i in wanted])
+    pool = learner.features(ids)
+    assert learner.cache is not None and pool.shape == (500, learner.n_features)
     rows = np.random.default_rng(0).choice(500, 60, replace=False)
     y = corpus.truth[:500][rows]
-    est = learner.fit(rows, y, random_state=0)
+    est = learner.fit(learner.features(rows), y, random_state=0)
     assert isinstance(est, ActiveFeatures)
     assert len(est.columns_) < learner.n_features / 2
-    full = clone(split_pipeline(make_model("lr", labels=corpus.classes))[1]).fit(learner.pool[rows], y)
-    p_sim = learner.proba_pool(est, np.arange(500))
-    p_full = full.predict_proba(learner.pool)
+    full = clone(split_pipeline(make_model("lr", labels=corpus.classes))[1]).fit(pool[rows], y)
+    p_sim = est.predict_proba(pool)
+    p_full = full.predict_proba(pool)
     assert np.abs(p_sim - p_full).max() < 1e-3
     assert (p_sim.argmax(1) == p_full.argmax(1)).all()
-    assert learner.proba_heldout(est).shape == (100, len(est.classes_))
+    assert est.predict_proba(learner.transform(corpus.texts[500:600])).shape == (100, len(est.classes_))
 
 
 def test_outputs_csv_and_png(result, tmp_path):

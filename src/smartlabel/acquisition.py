@@ -1,25 +1,28 @@
 """Acquisition: which unlabelled posts a labeller should see first.
 
-`priorities(kind, proba)` turns a model's class probabilities into one number
-per post, HIGHER = ask first (the queue hands out the highest priority first).
+`STRATEGIES` is the registry: name -> function(proba) -> one score per post,
+HIGHER = handed out first (the queue hands out the highest priority first).
+`proba` is a model's class probabilities, posts x classes.
 
-Kinds:
 - `entropy`   Shannon entropy of the predicted distribution (most confused first).
 - `margin`    1 - (p1 - p2): the smaller the gap between the two best classes, the earlier.
 - `certainty` 1 - p1: least confident first ("least confidence" sampling).
-- `random`    uniform random numbers (the baseline active learning must beat).
 
-We reuse the scoring formulas of `superintendent.acquisition_functions` when
-superintendent is installed (it is on the labelling page's image, maybe not on
-the orchestrator's), through the raw functions its decorator wraps
-(`fn.__wrapped__`): they return scores where LOWER is handed out first, so we
-negate them. We do not call the wrapped functions themselves because they
-return ranks (`argsort().argsort()`) *within the array they are given* and
-shuffle a share of them with numpy's global RNG: ranks of two scoring batches
-cannot be compared, and a silent shuffle would hide which hand-outs were random.
-Here exploration is the queue's job (SHUFFLE_PROP of pops are random and marked
-`random`, which makes them an unbiased audit sample). Without superintendent
-the same formulas are computed by the fallbacks below (a test checks they agree).
+and `random` (uniform random numbers from the caller's generator: the baseline
+active learning must beat; not a function of the probabilities).
+
+Adding a strategy is one entry in `STRATEGIES`: the `ACQUISITION` setting,
+`smartlabel simulate --strategy` and `priorities()` all take their names from
+`names()`.
+
+These are the formulas of superintendent 0.6.0's `entropy`, `margin` and
+`certainty` (the article's library), with the sign turned round: its raw
+functions return scores where LOWER is handed out first (a test checks that both
+rank posts the same). Unlike its wrapped functions, which return ranks
+(`argsort().argsort()`) within the array they are given and shuffle a share of
+them, these are plain scores: values of two scoring batches can be compared, so a
+pool can be scored in batches. Exploration is the queue's job (SHUFFLE_PROP of
+pops are random and marked `random`, which makes them an unbiased audit sample).
 
 `top_two(proba, classes)` gives the best and second-best label with their
 probabilities, for the "why this post" line on the labelling page.
@@ -31,90 +34,66 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-KINDS = ("entropy", "margin", "certainty", "random")
+RANDOM = "random"
 
 
-# --- our own formulas (same maths as superintendent's raw functions) ----------------
-
-
-def _neg_entropy(proba: np.ndarray) -> np.ndarray:
-    """-H(p) per row, natural log, rows normalised (as scipy.stats.entropy does)."""
+def entropy(proba: np.ndarray) -> np.ndarray:
+    """H(p) per row, natural log, rows normalised to sum to 1 (as scipy.stats.entropy does)."""
     p = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.where(p > 0, np.log(np.where(p > 0, p, 1.0)), 0.0)
-    return (p * logs).sum(axis=1)
+    logs = np.log(np.where(p > 0, p, 1.0))  # 0 log 0 = 0
+    return -(p * logs).sum(axis=1)
 
 
-def _margin(proba: np.ndarray) -> np.ndarray:
+def margin(proba: np.ndarray) -> np.ndarray:
+    """1 - (p1 - p2), p1 and p2 the two largest probabilities of each row."""
     s = np.sort(proba, axis=1)
-    return s[:, -1] - s[:, -2]
+    return 1.0 - (s[:, -1] - s[:, -2])
 
 
-def _certainty(proba: np.ndarray) -> np.ndarray:
-    return proba.max(axis=-1)
+def certainty(proba: np.ndarray) -> np.ndarray:
+    """1 - p1: the less sure the model is of its best class, the earlier."""
+    return 1.0 - proba.max(axis=1)
 
 
-_FALLBACK: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "entropy": _neg_entropy,
-    "margin": _margin,
-    "certainty": _certainty,
+STRATEGIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "entropy": entropy,
+    "margin": margin,
+    "certainty": certainty,
 }
 
 
-def _lower_first_functions() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """superintendent's raw scoring functions (lower = first), else our fallbacks."""
-    try:
-        from superintendent import acquisition_functions as sf  # heavy import: only when asked
-    except Exception:  # not installed on this image (or its widgets fail to import)
-        return dict(_FALLBACK)
-    found = {}
-    for name, fallback in _FALLBACK.items():
-        fn = getattr(getattr(sf, name, None), "__wrapped__", None)
-        found[name] = fn if callable(fn) else fallback
-    return found
+def names() -> list[str]:
+    """Every strategy name, `random` last."""
+    return [*STRATEGIES, RANDOM]
 
 
-_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None
-
-
-def _functions() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    global _FUNCTIONS
-    if _FUNCTIONS is None:
-        _FUNCTIONS = _lower_first_functions()
-    return _FUNCTIONS
-
-
-def check_kind(kind: str) -> str:
-    if kind not in KINDS:
+def check(name: str) -> str:
+    """`name` if it is a strategy, else ConfigError naming the choices."""
+    if name not in STRATEGIES and name != RANDOM:
         from smartlabel.errors import ConfigError
 
-        raise ConfigError(f"unknown acquisition {kind!r}; use one of {', '.join(KINDS)}")
-    return kind
+        raise ConfigError(f"unknown acquisition {name!r}; use one of {', '.join(names())}")
+    return name
 
 
-def priorities(kind: str, proba: np.ndarray, rng: np.random.Generator | int | None = None) -> np.ndarray:
+def priorities(name: str, proba: np.ndarray, rng: np.random.Generator | int | None = None) -> np.ndarray:
     """One float per row of `proba` (n_posts x n_classes): HIGHER = hand out first.
 
     Values of different calls are comparable (no per-call ranking), so a pool
     can be scored in batches. `rng` (a numpy Generator or a seed) is used by
-    `random` only.
+    `random` only. With a single class every post scores 0.
     """
-    check_kind(kind)
+    check(name)
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2:
         raise ValueError(f"proba must be 2-D (posts x classes), got shape {proba.shape}")
     n = proba.shape[0]
-    if kind == "random":
+    if name == RANDOM:
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         return gen.random(n)
-    if n == 0:
-        return np.zeros(0)
-    if proba.shape[1] < 2:  # one class: every post is equally (un)informative
+    if n == 0 or proba.shape[1] < 2:  # one class: every post is equally (un)informative
         return np.zeros(n)
-    raw = np.asarray(_functions()[kind](proba), dtype=np.float64)
-    if kind == "entropy":
-        return -raw  # raw is -H: H itself, >= 0
-    return 1.0 - raw  # margin and certainty lie in [0, 1]: 1 - x is >= 0 and higher = first
+    return np.asarray(STRATEGIES[name](proba), dtype=np.float64)
 
 
 def top_two(proba: np.ndarray, classes: Sequence[str]):

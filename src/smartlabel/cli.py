@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from smartlabel import acquisition
 from smartlabel.errors import ConfigError, SmartlabelError
 
 app = typer.Typer(
@@ -419,7 +420,8 @@ def simulate_cmd(
     model: str = typer.Option("lr", "--model", help="Model to train: lr, svm or keras (as MODEL)."),
     strategy: list[str] = typer.Option(
         ["entropy"], "--strategy",
-        help="Acquisition to test against random sampling: entropy, margin, certainty "
+        help="Acquisition to test against random sampling: "
+        f"{', '.join(n for n in acquisition.names() if n != acquisition.RANDOM)} "
         "(repeat or comma-separate to compare several).",
     ),
     initial: int = typer.Option(20, "--initial", help="Random labels to start from (the same per seed for every strategy)."),

@@ -107,15 +107,22 @@ labels = Table(
     Index("ix_labels_worker_id_created_at", "worker_id", "created_at"),
 )
 
+def _handed(time_column: str) -> list[Column]:
+    """Who holds (or was handed) a post, since when, why it was handed out, from which run."""
+    return [Column("worker_id", String(200), nullable=False), Column(time_column, DateTime, nullable=False)]
+
+
+def _why() -> list[Column]:
+    return [Column("reason", String(20), nullable=True), Column("run_id", Integer, nullable=True)]
+
+
 leases = Table(
     "leases",
     metadata,
     Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
-    Column("worker_id", String(200), nullable=False),
-    Column("leased_at", DateTime, nullable=False),
+    *_handed("leased_at"),
     Column("expires_at", DateTime, nullable=False),
-    Column("reason", String(20), nullable=True),
-    Column("run_id", Integer, nullable=True),
+    *_why(),
     Index("ix_leases_worker_id", "worker_id"),
 )
 
@@ -125,10 +132,8 @@ handouts = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
-    Column("worker_id", String(200), nullable=False),
-    Column("handed_at", DateTime, nullable=False),
-    Column("reason", String(20), nullable=True),
-    Column("run_id", Integer, nullable=True),
+    *_handed("handed_at"),
+    *_why(),
     Index("ix_handouts_item_id_worker_id", "item_id", "worker_id"),
 )
 
@@ -341,8 +346,3 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except Exception as exc:
         raise DatabaseUnavailable(describe_error(exc, engine)) from None
-
-
-def describe_db_error(engine: Engine, exc: BaseException) -> str:
-    """Kept while orchestrator.py still imports it: use smartlabel.errors.describe_error."""
-    return describe_error(exc, engine)

@@ -1,4 +1,4 @@
-"""Model registry: text classifiers the orchestrator (and `simulate`) can train.
+"""Model registry: the text classifiers `smartlabel.training.Learner` trains.
 
 `make_model(kind, labels=..., class_weight=..., random_state=...)` returns a
 fresh, unfitted scikit-learn estimator: `fit(texts, y)`, `predict_proba(texts)`
@@ -14,54 +14,29 @@ Every factory returns `Pipeline([("tfidf", vectoriser), ("clf", head)])`:
   small scikit-learn estimator. TensorFlow is imported only when such a model
   is fitted, used or unpickled, never by importing this module.
 `class_weight="balanced"` weighs classes inversely to their frequency in all three.
+A factory may return any other text-in estimator: `split_pipeline` tells the
+Learner whether it can cache the vectoriser's features; if not, the model reads
+raw text.
 
 Adding a model = one factory `def _name(*, labels, class_weight, random_state)`
-returning such a pipeline, plus one entry in `MODELS` (and in the MODEL setting's
-allowed values).
+returning such a pipeline, plus one entry in `MODELS` and its name in the MODEL
+setting's allowed values (`Settings.model`; a test checks that the two agree: the
+setting does not import this module, which loads scikit-learn).
 
-Featurisation cache (`FeatureCache`): the orchestrator must not re-vectorise
-the whole pool on every run. Design:
-- TF-IDF is unsupervised, so the vectoriser may legitimately be fitted on the
-  text of the *whole pool* (labelled and unlabelled), once. The cache keeps that
-  fitted vectoriser and the sparse feature matrix of every item, keyed by item
-  id and the item's `content_hash`.
-- `sync(ids, hashes, fetch_texts)` is called at the start of each run with the
-  pool's ids and hashes (cheap to read). Rows whose (id, hash) are unchanged
-  are reused; only new or changed items have their text fetched and
-  transformed with the fitted vectoriser, and are appended; deleted items are
-  dropped. So a run costs a transform of the newly imported posts, not the pool.
-- The vectoriser is refitted on the whole pool (all rows recomputed) when the
-  pool has grown past `refit_growth` (2x) the size it was fitted on, or when
-  less than half of the pool it was fitted on is still there (a new database):
-  its vocabulary and IDF weights then come from a pool that no longer looks like
-  this one. Growth by doubling keeps the total work linear in the pool size.
-- The classifier head (the pipeline's `clf` step, cloned, wrapped in
-  `ActiveFeatures` so it sees only the columns its training rows use) is trained
-  on the cached rows of the labelled items and scores the cached rows of the pool. The
-  model file saved for a run is `Pipeline([("tfidf", cached vectoriser),
-  ("clf", fitted head)])`: text in, probabilities out, usable on its own.
-- The cache lives in memory in the orchestrator process and is saved to
-  `MODELS_DIR/.cache/features-<key>.pkl` (atomically) after it changes, so a
-  restart does not re-vectorise either. `<key>` hashes the vectoriser's
-  parameters: models with the same vectoriser (lr, svm) share one cache.
+Training, the pool's feature cache and scoring are `smartlabel.training`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import math
 import os
-import pickle
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -69,8 +44,6 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils.class_weight import compute_class_weight
-
-log = logging.getLogger(__name__)
 
 # --- the shared text vectoriser -------------------------------------------------------
 
@@ -90,8 +63,9 @@ def text_vectorizer(**overrides) -> TfidfVectorizer:
     return TfidfVectorizer(**params)
 
 
-def _class_weight(value: str | None):
-    if value in (None, "none", "None", ""):
+def _class_weight(value: str):
+    """The CLASS_WEIGHT setting as scikit-learn's class_weight."""
+    if value == "none":
         return None
     if value == "balanced":
         return "balanced"
@@ -342,190 +316,11 @@ def join_pipeline(vectorizer, head) -> Pipeline:
     return Pipeline([("tfidf", vectorizer), ("clf", head)])
 
 
-class ActiveFeatures(ClassifierMixin, BaseEstimator):
-    """Train `estimator` only on the feature columns the training rows use.
+def __getattr__(name: str):
+    # Model files written before `ActiveFeatures` moved to smartlabel.training name it
+    # smartlabel.models.ActiveFeatures; this keeps them loading with plain pickle.
+    if name == "ActiveFeatures":
+        from smartlabel.training import ActiveFeatures
 
-    The pool-wide vocabulary has 10^5 columns while a few hundred labelled posts
-    use a fraction of them. A column that is zero in every training row gets a
-    zero weight from an L2-regularised linear model anyway, so dropping it gives
-    the same model, far faster (L-BFGS over 10^6 weights took seconds per fit);
-    for the Keras network it also keeps never-trained random input weights out
-    of its predictions. Used by the orchestrator on cached pool features.
-    """
-
-    def __init__(self, estimator=None):
-        self.estimator = estimator
-
-    def fit(self, X, y):
-        X = sp.csr_matrix(X)
-        self.columns_ = np.unique(X.indices)
-        if len(self.columns_) == 0:
-            raise ValueError("the labelled posts have no words the vectoriser knows")
-        self.estimator_ = clone(self.estimator).fit(X[:, self.columns_], y)
-        self.classes_ = self.estimator_.classes_
-        self.n_features_in_ = X.shape[1]
-        return self
-
-    def _cut(self, X):
-        return sp.csr_matrix(X)[:, self.columns_]
-
-    def predict_proba(self, X):
-        return self.estimator_.predict_proba(self._cut(X))
-
-    def predict(self, X):
-        return self.estimator_.predict(self._cut(X))
-
-
-# --- featurisation cache ------------------------------------------------------------------
-
-
-def vectorizer_key(vectorizer) -> str:
-    params = vectorizer.get_params(deep=False)
-    text = json.dumps({k: repr(v) for k, v in sorted(params.items())}, sort_keys=True)
-    return hashlib.sha256(f"{type(vectorizer).__name__}:{text}".encode()).hexdigest()[:16]
-
-
-@dataclass
-class SyncStats:
-    refitted: bool = False
-    added: int = 0
-    removed: int = 0
-    total: int = 0
-
-    def __str__(self) -> str:
-        if self.refitted:
-            return f"features: vectoriser fitted on {self.total} posts"
-        if self.added or self.removed:
-            return f"features: +{self.added} new, -{self.removed} gone, {self.total} cached"
-        return f"features: {self.total} cached, nothing new"
-
-
-class FeatureCache:
-    """TF-IDF features of the whole pool, kept across runs (see the module docstring)."""
-
-    def __init__(self, template, path: str | os.PathLike | None = None, refit_growth: float = 2.0):
-        self.template = template
-        self.key = vectorizer_key(template)
-        self.path = Path(path) if path else None
-        self.refit_growth = float(refit_growth)
-        self.vectorizer = None
-        self.ids = np.zeros(0, dtype=np.int64)
-        self.hashes = np.zeros(0, dtype=object)
-        self.X = sp.csr_matrix((0, 0), dtype=np.float32)
-        self.n_fit = 0
-        if self.path is not None:
-            self._load()
-
-    @classmethod
-    def for_model(cls, model, directory: str | os.PathLike | None) -> "FeatureCache | None":
-        parts = split_pipeline(model)
-        if parts is None:
-            return None
-        vec = parts[0]
-        path = None
-        if directory is not None:
-            path = Path(directory) / ".cache" / f"features-{vectorizer_key(vec)}.pkl"
-        return cls(vec, path)
-
-    # -- persistence --
-
-    def _load(self) -> None:
-        if not self.path or not self.path.exists():
-            return
-        try:
-            with open(self.path, "rb") as fh:
-                data = pickle.load(fh)
-            if data.get("key") != self.key:
-                return
-            self.vectorizer, self.ids, self.hashes = data["vectorizer"], data["ids"], data["hashes"]
-            self.X, self.n_fit = data["X"], int(data["n_fit"])
-        except Exception as exc:  # a corrupt or foreign cache is just rebuilt
-            log.warning("ignoring unreadable feature cache %s (%s)", self.path, exc)
-
-    def save(self) -> None:
-        if self.path is None or self.vectorizer is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".features-", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump({"key": self.key, "vectorizer": self.vectorizer, "ids": self.ids,
-                             "hashes": self.hashes, "X": self.X, "n_fit": self.n_fit}, fh,
-                            protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-    # -- keeping it in step with the pool --
-
-    def sync(self, ids: Sequence[int], hashes: Sequence[str],
-             fetch_texts: Callable[[list[int]], Iterable[str]]) -> SyncStats:
-        """Bring the cache up to date with the pool `ids` (with their content hashes).
-
-        `fetch_texts(ids)` yields the model-input text of those ids, in that order.
-        """
-        ids = np.asarray(ids, dtype=np.int64)
-        hashes = np.asarray(list(hashes), dtype=object)
-        order = np.argsort(ids, kind="stable")
-        ids, hashes = ids[order], hashes[order]
-        if len(ids) == 0:
-            from smartlabel.errors import SmartlabelError
-
-            raise SmartlabelError("there are no posts: import some first (smartlabel import FILE)")
-        if (self.vectorizer is not None and len(ids) == len(self.ids)
-                and np.array_equal(ids, self.ids) and np.array_equal(hashes, self.hashes)):
-            return SyncStats(total=len(ids))
-        # which current rows are cached unchanged?
-        pos = np.searchsorted(self.ids, ids) if len(self.ids) else np.zeros(len(ids), dtype=np.int64)
-        pos_c = np.clip(pos, 0, max(len(self.ids) - 1, 0))
-        known = np.zeros(len(ids), dtype=bool)
-        if len(self.ids):
-            known = (self.ids[pos_c] == ids) & (self.hashes[pos_c] == hashes)
-        n_known = int(known.sum())
-        if (self.vectorizer is None or len(ids) > self.refit_growth * self.n_fit
-                or n_known < 0.5 * self.n_fit):
-            return self._refit(ids, hashes, fetch_texts)
-        new_ids = ids[~known]
-        removed = len(self.ids) - n_known
-        if len(new_ids):
-            X_new = self.vectorizer.transform(fetch_texts(new_ids.tolist())).astype(np.float32)
-        else:
-            X_new = sp.csr_matrix((0, self.X.shape[1]), dtype=np.float32)
-        X = sp.vstack([self.X[pos_c[known]], X_new], format="csr")
-        # rows are [known..., new...]; put them back in id order
-        stacked_ids = np.concatenate([ids[known], new_ids])
-        perm = np.argsort(stacked_ids, kind="stable")
-        self.X = X[perm]
-        self.ids, self.hashes = ids, hashes
-        self.save()
-        return SyncStats(added=len(new_ids), removed=removed, total=len(ids))
-
-    def _refit(self, ids, hashes, fetch_texts) -> SyncStats:
-        vec = clone(self.template)
-        try:
-            X = vec.fit_transform(fetch_texts(ids.tolist()))
-        except ValueError as exc:
-            if "empty vocabulary" in str(exc):
-                from smartlabel.errors import SmartlabelError
-
-                raise SmartlabelError(
-                    "the posts have no words to learn from (titles and texts are empty or one-letter); "
-                    "check the imported file"
-                ) from None
-            raise
-        self.vectorizer, self.X = vec, sp.csr_matrix(X, dtype=np.float32)
-        self.ids, self.hashes, self.n_fit = ids, hashes, len(ids)
-        self.save()
-        return SyncStats(refitted=True, total=len(ids))
-
-    def rows(self, item_ids: Sequence[int]) -> sp.csr_matrix:
-        """Feature rows of these items, in the given order."""
-        item_ids = np.asarray(item_ids, dtype=np.int64)
-        if len(item_ids) and len(self.ids) == 0:
-            raise KeyError(f"posts {item_ids[:5].tolist()} are not in the feature cache; call sync() first")
-        pos = np.clip(np.searchsorted(self.ids, item_ids), 0, max(len(self.ids) - 1, 0))
-        if len(item_ids) and not np.array_equal(self.ids[pos], item_ids):
-            missing = item_ids[self.ids[pos] != item_ids][:5].tolist()
-            raise KeyError(f"posts {missing} are not in the feature cache; call sync() first")
-        return self.X[pos]
+        return ActiveFeatures
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,36 +1,35 @@
 """The orchestrator: the active-learning loop (the article's Step 3).
 
 Every RETRAIN_INTERVAL_SECONDS it looks at the database. When at least
-RETRAIN_EVERY_N_LABELS labels arrived since the last run (or `force`), it runs:
+RETRAIN_EVERY_N_LABELS labels arrived since the last run (or `force`), `retrain`
+inserts a `model_runs` row with status `running` and runs these steps:
 
-1. a `model_runs` row is inserted with status `running`;
-2. training data: every post with an agreed human label (view `agreed_labels`:
+1. `_training_data`: every post with an agreed human label (view `agreed_labels`:
    strict majority, ties left out) among the configured LABELS; model input
    `title + " " + clean_selftext`; fewer than two classes -> status `skipped`;
-3. features come from the pool's feature cache (`models.FeatureCache`): only
-   posts imported since the last run are vectorised;
-4. evaluation: `cross_validate(model, X, y, scoring="accuracy", cv=...)` (what
-   `cross_val_score` computes, keeping the fold models) with stratified folds,
-   cv = min(3, examples of the second-largest class) so that rare classes do not
-   crash it (with fewer than 2 examples in two classes there is no CV). From the
-   out-of-fold predictions: macro-F1, per-class precision/recall/F1, and the
-   accuracy on the audit sample (posts handed out at random, `handout_reason =
-   'random'`) once it holds AUDIT_MIN posts: an unbiased estimate, since neither
-   the model nor the acquisition chose those posts;
-5. the model is fitted on all agreed labels and scores every open post (not done)
-   in batches of SCORE_BATCH_SIZE (progress in the log); priorities from ACQUISITION
-   (higher = handed out first);
-6. predictions go into the new run in bulk (`store.predictions.write`); the
-   model file `MODELS_DIR/<timestamp> <cv score>.pkl` is written atomically
-   (temporary file + os.replace); then `store.runs.set_current` switches the
-   queue to it in one statement; old predictions and model files are pruned;
-7. the row is marked `ok` with its scores; one log line sums the run up.
+2. `_train`, with the `training.Learner`: features from the pool's feature cache
+   (only posts imported since the last run are vectorised); cross-validated
+   evaluation (accuracy and macro-F1, per-class scores, the accuracy on the audit
+   sample of random hand-outs: see `smartlabel.training`); the model fitted on all
+   agreed labels;
+3. `_score`: every open post (not done) scored in batches of SCORE_BATCH_SIZE
+   (progress in the log), priorities from ACQUISITION (higher = handed out first);
+   near-duplicates among the DIVERSITY_TOP_K best are spread apart
+   (`smartlabel.diversity`);
+4. `_publish`: predictions go into the new run in bulk (`store.predictions.write`);
+   the model file `MODELS_DIR/<timestamp> <cv score>.pkl`, text in
+   (`Pipeline([("tfidf", vectoriser), ("clf", head)])`), is written atomically
+   (`modelstore.save`); the row is marked `ok` with its scores; only then
+   `store.runs.set_current` switches the queue to the run in one statement; the
+   label-quality pass runs (its failure never fails the run); old predictions and
+   model files are pruned; one log line sums the run up.
 
 A run that fails (a model error, the database gone) is marked `failed` with its
 message, logged as one line, and the loop goes on (retries back off while the
-failures last). SIGTERM/SIGINT set a flag checked between steps: the run in
-progress stops at the next step, is marked failed ("stopped"), no model file is
-half-written, and the process exits. A second signal stops at once. A restart
+failures last). SIGTERM/SIGINT set a flag checked between steps (and between
+scoring batches): the run in progress stops at the next check, is marked failed
+("stopped"), no model file is half-written, and the process exits. Once the model
+file is written the run completes. A second signal stops at once. A restart
 marks runs left `running` as interrupted and carries on from the database.
 """
 
@@ -40,25 +39,23 @@ import logging
 import os
 import signal
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from smartlabel import acquisition, modelstore
-from smartlabel.db import describe_db_error, make_engine, utcnow
-from smartlabel.errors import SmartlabelError
+from smartlabel import modelstore
+from smartlabel.db import make_engine, utcnow
 from smartlabel.store import items as store_items
 from smartlabel.store import labels as store_labels
 from smartlabel.store import predictions, runs
-from smartlabel.models import ActiveFeatures, FeatureCache, join_pipeline, make_model, split_pipeline
+from smartlabel.training import AUDIT_MIN, Learner, Scored
 
 log = logging.getLogger("smartlabel.orchestrator")
 
-AUDIT_MIN = 20  # random hand-outs needed before the audit accuracy is reported
 KEEP_PREDICTION_RUNS = 5
 MAX_BACKOFF_STEPS = 5  # failed runs retry after interval * 2**k, k <= this
 
@@ -76,42 +73,26 @@ class RunResult:
     model_path: str | None = None
 
 
-def evaluate(head, X, y, audit_mask, random_state: int = 0) -> dict:
-    """Cross-validated scores of `head` on (X, y); see the module docstring."""
-    from sklearn.base import clone
-    from sklearn.metrics import classification_report, f1_score
-    from sklearn.model_selection import StratifiedKFold, cross_validate
+@dataclass
+class _Run:
+    """What one run has found so far, filled in step by step."""
 
-    classes, counts = np.unique(y, return_counts=True)
-    second = int(np.sort(counts)[-2]) if len(counts) >= 2 else 0
-    n_splits = min(3, second)
-    out = {"cv_accuracy": None, "cv_macro_f1": None, "per_class": None, "audit_accuracy": None,
-           "n_audit": int(audit_mask.sum()), "cv_folds": n_splits if n_splits >= 2 else 0}
-    if n_splits < 2:
-        out["note"] = "no cross-validation: fewer than 2 examples in two classes"
-        return out
-    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*least populated class.*")
-        res = cross_validate(clone(head), X, y, cv=cv, scoring="accuracy", return_estimator=True,
-                             return_indices=True, error_score="raise")
-    oof = np.empty(len(y), dtype=object)
-    for est, test_idx in zip(res["estimator"], res["indices"]["test"]):
-        oof[test_idx] = est.predict(X[test_idx])
-    from smartlabel.quality import fold_proba  # out-of-fold probabilities for the suspect-label pass
-
-    out["oof_proba"], out["oof_classes"] = fold_proba(res["estimator"], res["indices"]["test"], X, classes), classes
-    out["cv_accuracy"] = float(np.mean(res["test_score"]))
-    out["cv_macro_f1"] = float(f1_score(y, oof, labels=classes, average="macro", zero_division=0))
-    report = classification_report(y, oof, labels=classes, output_dict=True, zero_division=0)
-    out["per_class"] = {
-        str(c): {"precision": round(report[c]["precision"], 4), "recall": round(report[c]["recall"], 4),
-                 "f1": round(report[c]["f1-score"], 4), "support": int(report[c]["support"])}
-        for c in classes
-    }
-    if out["n_audit"] >= AUDIT_MIN:
-        out["audit_accuracy"] = float(np.mean(oof[audit_mask] == y[audit_mask]))
-    return out
+    id: int
+    started: float  # time.monotonic() when training started
+    ids: np.ndarray  # the training posts, their agreed labels, which of them are audit posts
+    y: np.ndarray
+    audit: np.ndarray
+    dropped: int  # agreed labels not in LABELS
+    classes: np.ndarray
+    counts: np.ndarray
+    open_ids: np.ndarray | None = None
+    model: object = None  # the fitted head (reads the Learner's features)
+    scores: dict = field(default_factory=dict)
+    seconds_train: float = 0.0
+    scored: Scored | None = None
+    clusters: list | None = None
+    score_started: float = 0.0
+    seconds_score: float = 0.0
 
 
 class _LogStream:
@@ -145,7 +126,7 @@ class Orchestrator:
         self.models_dir = Path(models_dir or settings.models_dir)
         self.stopping = False
         self._signals = 0
-        self._caches: dict[str, FeatureCache] = {}
+        self.learner: Learner | None = None  # made at the first run; keeps the feature cache
         self._unfinished: dict[int, tuple[str, str]] = {}  # run id -> (status, message) not yet stored
         self._recovered = False
         self._fresh = True  # first check of this process: no back-off
@@ -272,7 +253,7 @@ class Orchestrator:
             return RunResult(None, "failed", msg)
         log.info("run %d started (%s, %s)", run_id, s.model, s.acquisition)
         try:
-            result = self._train_and_score(run_id)
+            result = self._run_steps(run_id)
         except StopRequested:
             msg = "stopped by a signal before finishing; the queue keeps the previous run's priorities"
             self._finish(run_id, "failed", msg)
@@ -288,127 +269,141 @@ class Orchestrator:
             return RunResult(run_id, "failed", msg)
         return result
 
-    def _cache_for(self, model) -> FeatureCache | None:
-        parts = split_pipeline(model)
-        if parts is None:
-            return None
-        from smartlabel.models import vectorizer_key
+    def _run_steps(self, run_id: int) -> RunResult:
+        """The steps of one run (module docstring); a stop signal between them ends it."""
+        run = self._training_data(run_id)
+        if len(run.classes) < 2:
+            return self._skip(run)
+        self._check_stop()
+        self._train(run)
+        self._check_stop()
+        self._score(run)
+        self._check_stop()
+        return self._publish(run)
 
-        key = vectorizer_key(parts[0])
-        if key not in self._caches:
-            self._caches[key] = FeatureCache.for_model(model, self.models_dir)
-        return self._caches[key]
-
-    def _train_and_score(self, run_id: int) -> RunResult:
-        s = self.settings
-        t0 = time.monotonic()
-        ids, y, audit_mask, dropped = store_labels.training_set(self.engine, s.labels)
+    def _training_data(self, run_id: int) -> _Run:
+        started = time.monotonic()
+        ids, y, audit, dropped = store_labels.training_set(self.engine, self.settings.labels)
         classes, counts = np.unique(y, return_counts=True)
-        n_labels = len(y)
-        if len(classes) < 2:
-            have = ", ".join(f"{c} x{n}" for c, n in zip(classes, counts)) or "none"
-            msg = (f"too few labels: need agreed labels of at least two classes, have {n_labels} "
-                   f"labelled post(s) ({have})")
-            self._finish(run_id, "skipped", msg, n_labels=n_labels, n_classes=len(classes))
-            log.info("run %d skipped: %s", run_id, msg)
-            return RunResult(run_id, "skipped", msg)
-        self._check_stop()
-        model = make_model(s.model, labels=s.labels, class_weight=s.class_weight, random_state=0)
-        cache = self._cache_for(model)
-        pool_ids, hashes, open_ids = store_items.pool(self.engine)
-        if cache is not None:
-            stats = cache.sync(pool_ids, hashes, lambda some: store_items.texts(self.engine, some))
-            log.info("run %d %s", run_id, stats)
-            head = ActiveFeatures(split_pipeline(model)[1])
-            X = cache.rows(ids)
-        else:  # a model without a separable vectoriser reads text every run
-            head = model
-            X = np.array(list(store_items.texts(self.engine, ids)), dtype=object)
-        self._check_stop()
-        scores = evaluate(head, X, y, audit_mask, random_state=0)
-        self._check_stop()
-        from sklearn.base import clone
+        return _Run(run_id, started, ids, y, audit, dropped, classes, counts)
 
-        fitted = clone(head).fit(X, y)
-        seconds_train = time.monotonic() - t0
-        self._check_stop()
+    def _skip(self, run: _Run) -> RunResult:
+        have = ", ".join(f"{c} x{n}" for c, n in zip(run.classes, run.counts)) or "none"
+        msg = (f"too few labels: need agreed labels of at least two classes, have {len(run.y)} "
+               f"labelled post(s) ({have})")
+        self._finish(run.id, "skipped", msg, n_labels=len(run.y), n_classes=len(run.classes))
+        log.info("run %d skipped: %s", run.id, msg)
+        return RunResult(run.id, "skipped", msg)
 
-        # score every open post, in batches
-        t1 = time.monotonic()
-        batch = int(s.score_batch_size)
-        rng = np.random.default_rng(run_id)
-        pri, l1, p1, l2, p2 = [], [], [], [], []
+    def _texts(self, ids) -> Iterator[str]:
+        return store_items.texts(self.engine, ids)
+
+    def _learner_for_run(self) -> Learner:
+        if self.learner is None:
+            s = self.settings
+            self.learner = Learner(s.model, labels=s.labels, class_weight=s.class_weight,
+                                   models_dir=self.models_dir, batch_size=int(s.score_batch_size))
+        return self.learner
+
+    def _train(self, run: _Run) -> None:
+        """Features (cached), cross-validated evaluation, the model fitted on every agreed label."""
+        learner = self._learner_for_run()
+        pool_ids, hashes, run.open_ids = store_items.pool(self.engine)
+        stats = learner.sync(pool_ids, hashes, self._texts)
+        if stats is not None:
+            log.info("run %d %s", run.id, stats)
+        X = learner.features(run.ids)
+        self._check_stop()
+        run.scores = learner.evaluate(X, run.y, run.audit, random_state=0)
+        self._check_stop()
+        run.model = learner.fit(X, run.y, random_state=0)
+        run.seconds_train = time.monotonic() - run.started
+
+    def _score(self, run: _Run) -> None:
+        """Every open post: priority and two best labels, in batches; near-duplicates spread apart."""
         from tqdm import tqdm
 
-        bar = tqdm(total=len(open_ids), desc=f"run {run_id} scoring", unit="post", file=_LogStream(log),
-                   mininterval=5, ascii=True, ncols=80)
-        try:
-            for start in range(0, len(open_ids), batch):
-                self._check_stop()
-                chunk = open_ids[start:start + batch]
-                feats = cache.rows(chunk) if cache is not None else list(store_items.texts(self.engine, chunk))
-                proba = fitted.predict_proba(feats)
-                pri.append(acquisition.priorities(s.acquisition, proba, rng=rng))
-                a, b, c, d = acquisition.top_two(proba, fitted.classes_)
-                l1.append(a), p1.append(b), l2.append(c), p2.append(d)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-        cat = (lambda parts, dt: np.concatenate(parts) if parts else np.zeros(0, dtype=dt))
-        priorities, label1, conf1 = cat(pri, float), cat(l1, object), cat(p1, float)
-        label2, conf2 = cat(l2, object), cat(p2, float)
-        self._check_stop()
         from smartlabel.diversity import diversify
 
+        s = self.settings
+        run.score_started = time.monotonic()
+        bar = tqdm(total=len(run.open_ids), desc=f"run {run.id} scoring", unit="post", file=_LogStream(log),
+                   mininterval=5, ascii=True, ncols=80)
+
+        def batch_done(n: int) -> None:
+            bar.update(n)
+            self._check_stop()
+
+        try:
+            run.scored = self.learner.score(run.model, run.open_ids, s.acquisition, rng=np.random.default_rng(run.id),
+                                            on_batch=batch_done)
+        finally:
+            bar.close()
+        self._check_stop()
         # near-duplicates among the top candidates are spread apart, so concurrent labellers
         # do not all get copies of the same uncertain post
-        priorities, clusters = diversify(open_ids.tolist(), priorities, lambda some: store_items.texts(self.engine, some),
-                                         top_k=int(s.diversity_top_k))
-        predictions.write(self.engine, run_id, open_ids.tolist(), np.asarray(priorities, dtype=float).tolist(),
-                          predicted_labels=label1.tolist(), confidences=conf1.tolist(),
-                          second_labels=label2.tolist(), second_confidences=conf2.tolist(), clusters=clusters)
-        seconds_score = time.monotonic() - t1
+        run.scored.priorities, run.clusters = diversify(run.open_ids.tolist(), run.scored.priorities, self._texts,
+                                                        top_k=int(s.diversity_top_k))
+
+    def _publish(self, run: _Run) -> RunResult:
+        """Predictions, model file, the run row, then the switch; quality pass and pruning after."""
+        s, scores, sc = self.settings, run.scores, run.scored
+        predictions.write(self.engine, run.id, run.open_ids.tolist(), np.asarray(sc.priorities, dtype=float).tolist(),
+                          predicted_labels=sc.labels.tolist(), confidences=sc.confidences.tolist(),
+                          second_labels=sc.second_labels.tolist(), second_confidences=sc.second_confidences.tolist(),
+                          clusters=run.clusters)
+        run.seconds_score = time.monotonic() - run.score_started
         self._check_stop()
-        # the model file: text in, probabilities out
-        full = join_pipeline(cache.vectorizer, fitted) if cache is not None else fitted
-        full.smartlabel_meta_ = {"run_id": run_id, "model_kind": s.model, "classes": list(map(str, fitted.classes_)),
-                                 "n_labels": n_labels, "cv_accuracy": scores["cv_accuracy"],
+        full = self.learner.text_model(run.model)  # the model file: text in, probabilities out
+        full.smartlabel_meta_ = {"run_id": run.id, "model_kind": s.model, "classes": list(map(str, run.model.classes_)),
+                                 "n_labels": len(run.y), "cv_accuracy": scores["cv_accuracy"],
                                  "trained_at": utcnow().isoformat()}
-        path = modelstore.save(full, self.models_dir, scores["cv_accuracy"], run_id=run_id)
+        path = modelstore.save(full, self.models_dir, scores["cv_accuracy"], run_id=run.id)
         # From here on the run completes even if a signal arrives: each step is short.
-        note = [f"cv {scores['cv_folds']}-fold" if scores["cv_folds"] else scores.get("note", "")]
-        if dropped:
-            note.append(f"{dropped} agreed label(s) not in LABELS ignored")
-        if scores["audit_accuracy"] is None:
-            note.append(f"audit sample {scores['n_audit']} < {AUDIT_MIN}")
         self._finish(
-            run_id, "ok", "; ".join(n for n in note if n), n_labels=n_labels, n_classes=len(classes),
+            run.id, "ok", self._note(run), n_labels=len(run.y), n_classes=len(run.classes),
             cv_accuracy=scores["cv_accuracy"], cv_macro_f1=scores["cv_macro_f1"],
             audit_accuracy=scores["audit_accuracy"], n_audit=scores["n_audit"], per_class=scores["per_class"],
-            model_path=str(path), n_scored=len(open_ids), seconds_train=round(seconds_train, 3),
-            seconds_score=round(seconds_score, 3),
+            model_path=str(path), n_scored=len(run.open_ids), seconds_train=round(run.seconds_train, 3),
+            seconds_score=round(run.seconds_score, 3),
         )
         # switched on only once the run's row is complete, so the page never shows a half-told run
-        runs.set_current(self.engine, run_id)
-        try:  # agreement and suspect labels: a failure here never fails the run
-            from smartlabel.quality import update_quality
-
-            report = update_quality(self.engine, run_id, scores.get("oof_proba"), scores.get("oof_classes"), ids, y)
-            log.info("run %d quality: %s", run_id, report.summary())
-        except Exception as exc:
-            log.warning("run %d: quality pass failed: %s", run_id, self._describe(exc))
+        runs.set_current(self.engine, run.id)
+        self._update_quality(run)
         pruned = predictions.prune(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
         gone = modelstore.prune(self.models_dir, int(s.keep_models))
         audit = (f"audit {modelstore.format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"
                  if scores["audit_accuracy"] is not None else f"audit n/a ({scores['n_audit']} random)")
         log.info(
             "run %d ok: %s on %d labels, %d classes: cv accuracy %s, macro-F1 %s, %s; scored %d open posts; "
-            "model %s; train %.1f s, score %.1f s%s", run_id, s.model, n_labels, len(classes),
-            modelstore.format_score(scores["cv_accuracy"]), modelstore.format_score(scores["cv_macro_f1"]), audit, len(open_ids),
-            path, seconds_train, seconds_score,
+            "model %s; train %.1f s, score %.1f s%s", run.id, s.model, len(run.y), len(run.classes),
+            modelstore.format_score(scores["cv_accuracy"]), modelstore.format_score(scores["cv_macro_f1"]), audit,
+            len(run.open_ids), path, run.seconds_train, run.seconds_score,
             f"; pruned {pruned} old predictions, {len(gone)} model files" if pruned or gone else "",
         )
-        return RunResult(run_id, "ok", "", scores=scores, model_path=str(path))
+        return RunResult(run.id, "ok", "", scores=scores, model_path=str(path))
+
+    @staticmethod
+    def _note(run: _Run) -> str:
+        """The message of an ok run: how it was evaluated, what it left out."""
+        scores = run.scores
+        note = [f"cv {scores['cv_folds']}-fold" if scores["cv_folds"] else scores.get("note", "")]
+        if run.dropped:
+            note.append(f"{run.dropped} agreed label(s) not in LABELS ignored")
+        if scores["audit_accuracy"] is None:
+            note.append(f"audit sample {scores['n_audit']} < {AUDIT_MIN}")
+        return "; ".join(n for n in note if n)
+
+    def _update_quality(self, run: _Run) -> None:
+        """Agreement and suspect labels: a failure here never fails the run."""
+        from smartlabel.quality import update_quality
+
+        try:
+            report = update_quality(self.engine, run.id, run.scores.get("oof_proba"), run.scores.get("oof_classes"),
+                                    run.ids, run.y)
+            log.info("run %d quality: %s", run.id, report.summary())
+        except Exception as exc:
+            log.warning("run %d: quality pass failed: %s", run.id, self._describe(exc))
 
     def _finish(self, run_id: int, status: str, message: str, *, quiet: bool = False, **values) -> bool:
         try:

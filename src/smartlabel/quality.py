@@ -262,7 +262,7 @@ def fold_proba(estimators, test_indices, X, classes: Sequence[str]) -> np.ndarra
     for est, idx in zip(estimators, test_indices):
         idx = np.asarray(idx)
         proba = np.asarray(est.predict_proba(X[idx]))
-        for k, c in enumerate(getattr(est, "classes_", classes)):
+        for k, c in enumerate(est.classes_):
             if str(c) in col:
                 out[idx, col[str(c)]] = proba[:, k]
     return out

@@ -9,7 +9,7 @@ import json
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from smartlabel import DEFAULT_LABELS
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     class_weight: Literal["none", "balanced"] = Field(
         "none", description="`balanced` weights classes inversely to their frequency (imbalanced data)."
     )
-    acquisition: Literal["entropy", "margin", "certainty", "random"] = Field(
+    acquisition: str = Field(
         "entropy", description="How unlabelled posts are ranked for labelling."
     )
     shuffle_prop: float = Field(
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
         "", description="Access token labellers need for the labelling page (empty: no token)."
     )
 
-    # --- label quality and the admin dashboard (issue 9) ---
+    # --- label quality and the admin dashboard ---
     audit_share: float = Field(
         0.05, ge=0.0, le=1.0,
         description="Share of hand-outs that give a labeller a post someone else already labelled once, "
@@ -142,6 +142,16 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not a page address: use https://HOST/ (no query string)")
         return value
 
+    @field_validator("acquisition")
+    @classmethod
+    def _check_acquisition(cls, value: str) -> str:
+        from smartlabel import acquisition
+
+        try:
+            return acquisition.check(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
     @model_validator(mode="after")
     def _check_labels(self):
         if len(self.labels) < 2:
@@ -158,12 +168,9 @@ def load_settings(**overrides) -> Settings:
     """Settings from the environment, with a clear error instead of a validation dump."""
     try:
         return Settings(**overrides)
-    except Exception as exc:  # pydantic.ValidationError
-        errors = getattr(exc, "errors", None)
-        if errors:
-            parts = []
-            for err in errors():
-                loc = ".".join(str(x) for x in err.get("loc", ())).upper() or "settings"
-                parts.append(f"{loc}: {err.get('msg')}")
-            raise ConfigError("bad setting: " + "; ".join(parts) + " (check your environment or .env)") from None
-        raise
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ())).upper() or "settings"
+            parts.append(f"{loc}: {err.get('msg')}")
+        raise ConfigError("bad setting: " + "; ".join(parts) + " (check your environment or .env)") from None

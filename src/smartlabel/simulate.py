@@ -3,26 +3,28 @@
     smartlabel simulate corpus.csv --truth-column topic --model lr --strategy entropy
 
 A labelled file stands in for the labellers: its truth column is the oracle. The
-loop is the orchestrator's, with the production code, in memory:
+loop is the orchestrator's, with the production code (`smartlabel.training.Learner`),
+in memory:
 
 1. The corpus is split once (stratified, fixed seed) into a **pool** the
    simulated labellers draw from and a **held-out** share (default 25 %) that is
    never queried nor trained on. `--max-items` first subsamples the corpus
    (stratified), to keep big corpora fast; the output says so.
-2. Features: the model's own TF-IDF vectoriser, fitted once on the pool's text
-   through `smartlabel.models.FeatureCache` (as the orchestrator does); the
-   held-out share is transformed with it.
-3. **Full-data accuracy** (the reference): the model's classifier trained on the
-   whole pool with its true labels, scored on the held-out share. The targets
-   are 90 % and 95 % of it.
+2. Features: the Learner's feature cache, the model's own TF-IDF vectoriser fitted
+   once on the pool's text (as in the orchestrator); the held-out share is
+   transformed with it.
+3. **Full-data accuracy** (the reference): the model trained on the whole pool
+   with its true labels, scored on the held-out share. The targets are 90 % and
+   95 % of it.
 4. For each seed: a random initial sample of `--initial` pool items (redrawn
    while it holds a single class), the same for every strategy of that seed.
-   Then, until `--budget` labels: train the model's classifier (a fresh clone)
-   on the labelled items; record its accuracy on the held-out share and on the
-   pool items not queried yet; score the unlabelled pool with
-   `smartlabel.acquisition.priorities(strategy, proba)` and "label" the `--step`
-   highest (a `--shuffle-prop` share of each batch is picked at random instead,
-   like the queue's exploration).
+   Then, until `--budget` labels: `Learner.fit` trains a fresh model on the
+   labelled items (the orchestrator's `ActiveFeatures` path); record its accuracy
+   on the held-out share and on the pool items not queried yet; `Learner.score`
+   gives the unlabelled pool its priorities (`smartlabel.acquisition`, the
+   strategy's registry entry) and the `--step` highest are "labelled" (a
+   `--shuffle-prop` share of each batch is picked at random instead, like the
+   queue's exploration).
 5. Random sampling (`priorities("random", ...)`) runs beside every strategy with
    the same seeds and initial samples: it is the baseline. It may go on past the
    budget (`--baseline-budget`, in `--baseline-step` steps), so that the labels
@@ -33,8 +35,7 @@ Reported: for each strategy, the number of labels at which the **mean
 held-out accuracy** over seeds first reaches each target, and its ratio to
 random's. Held-out accuracy is what we compare with the full-data accuracy
 because both are measured on the same unseen items. The accuracy on the
-not-yet-queried pool items (the issue's "items it never queried", i.e. what
-`smartlabel autolabel` would label) is in the curve and the table too, but it
+not-yet-queried pool items (what `smartlabel autolabel` would label) is in the curve and the table too, but it
 is biased in favour of uncertainty sampling: those strategies take the hard
 items out of that set, so it gets easier as they go.
 
@@ -53,6 +54,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from smartlabel import acquisition
 from smartlabel.errors import SmartlabelError
 
 __all__ = [
@@ -60,7 +62,7 @@ __all__ = [
     "format_table", "write_curve_csv", "plot_curve", "labels_to_reach",
 ]
 
-BASELINE = "random"
+BASELINE = acquisition.RANDOM
 TARGETS = (0.90, 0.95)
 CURVE_COLUMNS = ["strategy", "seed", "labels", "heldout_accuracy", "unqueried_accuracy", "classes_seen"]
 
@@ -242,57 +244,6 @@ def labels_to_reach(labels: Sequence[int], accuracy: Sequence[float], target: fl
 # --- the loop ---------------------------------------------------------------------------
 
 
-class _Learner:
-    """The production model behind a rows-in face, trained as the orchestrator trains it.
-
-    For our models (a TF-IDF vectoriser + classifier `Pipeline`) the vectoriser is
-    fitted once on the pool through `models.FeatureCache`, and each step trains a
-    fresh clone of `models.ActiveFeatures(<the pipeline's classifier>)` on the
-    cached rows of the labelled items: the classifier sees only the feature
-    columns its training rows use (for the L2 linear models, lr and svm, that is
-    the same model, far faster). Any other model reads raw text.
-    """
-
-    def __init__(self, kind: str, labels: Sequence[str], class_weight: str, pool_texts: list[str],
-                 heldout_texts: list[str]):
-        from smartlabel.models import FeatureCache, make_model, split_pipeline
-
-        self.kind, self.labels, self.class_weight = kind, list(labels), class_weight
-        template = make_model(kind, labels=self.labels, class_weight=class_weight, random_state=0)
-        parts = split_pipeline(template)
-        if parts is None:  # a model that reads text itself: no cache possible
-            self.cache = None
-            self.pool = np.asarray(pool_texts, dtype=object)
-            self.heldout = np.asarray(heldout_texts, dtype=object)
-            return
-        cache = FeatureCache.for_model(template, None)  # in memory only
-        ids = np.arange(len(pool_texts), dtype=np.int64)
-        cache.sync(ids, [str(i) for i in ids], lambda wanted: [pool_texts[i] for i in wanted])
-        self.cache = cache
-        self.pool = cache.rows(ids).tocsr()
-        self.heldout = cache.vectorizer.transform(heldout_texts).astype(np.float32).tocsr()
-        self.n_features = self.pool.shape[1]
-
-    def fit(self, rows: np.ndarray, y: np.ndarray, random_state: int):
-        """A fresh model (from the production factory) trained on these pool rows."""
-        from smartlabel.models import ActiveFeatures, make_model, split_pipeline
-
-        model = make_model(self.kind, labels=self.labels, class_weight=self.class_weight,
-                           random_state=random_state)
-        if self.cache is None:
-            return model.fit(list(self.pool[rows]), y)
-        return ActiveFeatures(split_pipeline(model)[1]).fit(self.pool[rows], y)
-
-    def _features(self, X):
-        return X if self.cache is not None else list(X)
-
-    def proba_pool(self, est, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(est.predict_proba(self._features(self.pool[rows])))
-
-    def proba_heldout(self, est) -> np.ndarray:
-        return np.asarray(est.predict_proba(self._features(self.heldout)))
-
-
 def _split(truth: np.ndarray, heldout: float, max_items: int | None, seed: int):
     """(pool indices, held-out indices) of a stratified split, after an optional subsample."""
     from sklearn.model_selection import train_test_split
@@ -326,11 +277,23 @@ def _label_schedule(initial: int, step: int, budget: int) -> list[int]:
     return counts
 
 
+def _check_strategies(strategies: Sequence[str]) -> list[str]:
+    """The strategies to compare, each once, the baseline (random) last; unknown names are an error."""
+    strategies = [s.strip() for s in strategies if s and s.strip()]
+    for s in strategies:
+        if s not in acquisition.names():
+            raise SimulationError(f"unknown strategy {s!r}; use one of {', '.join(acquisition.names())}")
+    return [s for s in dict.fromkeys(strategies) if s != BASELINE] + [BASELINE]
+
+
 def _accuracy(classes: np.ndarray, proba: np.ndarray, truth: np.ndarray) -> float:
+    return _share_right(classes[np.argmax(proba, axis=1)], truth)
+
+
+def _share_right(predicted: np.ndarray, truth: np.ndarray) -> float:
     if len(truth) == 0:
         return float("nan")
-    pred = classes[np.argmax(proba, axis=1)]
-    return float(np.mean(pred == truth))
+    return float(np.mean(predicted == truth))
 
 
 def simulate(
@@ -362,7 +325,7 @@ def simulate(
     from threadpoolctl import threadpool_limits
 
     import scipy.optimize  # noqa: F401  (load every BLAS copy first: limits apply to loaded ones)
-    import smartlabel.models  # noqa: F401
+    import smartlabel.training  # noqa: F401
 
     with threadpool_limits(1, user_api="blas"):
         return _simulate(corpus, model=model, strategies=strategies, initial=initial, step=step,
@@ -375,16 +338,105 @@ def simulate(
 def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step,
               heldout, max_items, shuffle_prop, class_weight, split_seed, progress, log, desc) -> SimulationResult:
     import pandas as pd
-    from tqdm.auto import tqdm
 
-    from smartlabel.acquisition import KINDS, priorities
+    from smartlabel.training import Learner
 
     say = log or (lambda msg: print(msg, file=sys.stderr))
-    strategies = [s.strip() for s in strategies if s and s.strip()]
-    for s in strategies:
-        if s not in KINDS:
-            raise SimulationError(f"unknown strategy {s!r}; use one of {', '.join(KINDS)}")
-    strategies = [s for s in dict.fromkeys(strategies) if s != BASELINE] + [BASELINE]
+    strategies = _check_strategies(strategies)
+    seed_list = _check_options(seeds, initial, step, heldout, shuffle_prop, max_items)
+
+    t0 = time.perf_counter()
+    pool_idx, held_idx = _split(corpus.truth, heldout, max_items, split_seed)
+    pool_texts = [corpus.texts[i] for i in pool_idx]
+    held_texts = [corpus.texts[i] for i in held_idx]
+    y_pool, y_held = corpus.truth[pool_idx], corpus.truth[held_idx]
+    if budget > len(pool_idx):
+        say(f"budget {budget} is more than the pool ({len(pool_idx)} items): using {len(pool_idx)}")
+        budget = len(pool_idx)
+    if initial > budget:
+        raise SimulationError(f"--initial ({initial}) is more than the budget ({budget})")
+    baseline_budget = min(max(baseline_budget or budget, budget), len(pool_idx))
+    baseline_step = int(baseline_step or step)
+    if baseline_step < 1:
+        raise SimulationError("--baseline-step must be at least 1")
+    schedule = _label_schedule(initial, step, budget)
+    plans = {s: schedule for s in strategies}
+    if baseline_budget > budget:  # random sampling goes on past the budget
+        plans[BASELINE] = schedule + _label_schedule(budget, baseline_step, baseline_budget)[1:]
+
+    labels = corpus.classes
+    # the orchestrator's Learner on the pool (ids are pool positions), its features in memory
+    learner = Learner(model, labels=labels, class_weight=class_weight)
+    pool_ids = np.arange(len(pool_texts), dtype=np.int64)
+    learner.sync(pool_ids, [str(i) for i in pool_ids], lambda wanted: [pool_texts[i] for i in wanted])
+    X_held = learner.transform(held_texts)
+    t_feat = time.perf_counter() - t0
+    subsampled = bool(max_items and max_items < len(corpus.texts))
+    say(f"{len(corpus.texts)} items, {len(labels)} classes: pool {len(pool_idx)}, held out {len(held_idx)}"
+        + (f" (subsampled from {len(corpus.texts)} with --max-items)" if subsampled else "")
+        + (f"; {learner.n_features} features in {t_feat:.1f} s" if learner.n_features is not None else ""))
+
+    # the reference: the classifier trained on the whole pool, scored on the held-out share
+    t1 = time.perf_counter()
+    full = learner.fit(learner.features(pool_ids), y_pool, random_state=split_seed)
+    full_accuracy = _accuracy(np.asarray(full.classes_), full.predict_proba(X_held), y_held)
+    t_full = time.perf_counter() - t1
+    targets = {f: f * full_accuracy for f in TARGETS}
+    say(f"full-data accuracy {full_accuracy:.3f} ({model} trained on all {len(pool_idx)} pool items, "
+        f"scored on {len(held_idx)} held-out items; {t_full:.1f} s)")
+
+    rows = _curve_rows(learner, plans, seed_list, y_pool, X_held, y_held, initial, shuffle_prop,
+                       desc=desc or f"simulate {model}", progress=progress)
+    curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    l2t, l2t_seed, l2t_unq = _labels_to_target(curve, strategies, seed_list, targets)
+    info = {
+        "file": corpus.path,
+        "items": len(corpus.texts) + corpus.dropped,
+        "items_used": int(len(pool_idx) + len(held_idx)),
+        "dropped_rows": corpus.dropped,
+        "max_items": max_items,
+        "pool": int(len(pool_idx)),
+        "heldout": int(len(held_idx)),
+        "classes": len(labels),
+        "initial": initial, "step": step, "budget": budget,
+        "baseline_budget": baseline_budget, "baseline_step": baseline_step,
+        "shuffle_prop": shuffle_prop, "class_weight": class_weight,
+        "features": learner.n_features,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds_full_model": round(t_full, 1),
+    }
+    return SimulationResult(
+        model=model, strategies=strategies, seeds=seed_list, curve=curve, full_accuracy=full_accuracy,
+        targets=targets, labels_to_target=l2t, labels_to_target_per_seed=l2t_seed,
+        unqueried_labels_to_target=l2t_unq, info=info,
+    )
+
+
+def _curve_rows(learner, plans: dict[str, list[int]], seed_list: list[int], y_pool: np.ndarray, X_held,
+                y_held: np.ndarray, initial: int, shuffle_prop: float, *, desc: str, progress: bool) -> list[dict]:
+    """Every strategy (its labels counts in `plans`) from every seed's initial sample."""
+    from tqdm.auto import tqdm
+
+    rows = []
+    bar = tqdm(total=len(seed_list) * sum(map(len, plans.values())), desc=desc, unit="fit", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    try:
+        for seed in seed_list:
+            init = _initial_sample(np.random.default_rng([seed, 1]), y_pool, initial)
+            for strategy, plan in plans.items():
+                bar.set_postfix_str(f"{strategy} seed {seed}")
+                for row in _walk(learner, strategy, seed, init, plan, y_pool, X_held, y_held,
+                                 shuffle_prop if strategy != BASELINE else 0.0):
+                    rows.append(row)
+                    bar.update(1)
+    finally:
+        bar.close()
+    return rows
+
+
+def _check_options(seeds, initial: int, step: int, heldout: float, shuffle_prop: float,
+                   max_items: int | None) -> list[int]:
+    """The list of seeds, once the options are known to make sense."""
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise SimulationError("--seeds must be at least 1")
@@ -398,86 +450,44 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         raise SimulationError("--shuffle-prop must be between 0 and 1")
     if max_items is not None and max_items < 20:
         raise SimulationError("--max-items must be at least 20")
+    return seed_list
 
-    t0 = time.perf_counter()
-    pool_idx, held_idx = _split(corpus.truth, heldout, max_items, split_seed)
-    pool_texts = [corpus.texts[i] for i in pool_idx]
-    held_texts = [corpus.texts[i] for i in held_idx]
-    y_pool, y_held = corpus.truth[pool_idx], corpus.truth[held_idx]
-    if budget > len(pool_idx):
-        say(f"budget {budget} is more than the pool ({len(pool_idx)} items): using {len(pool_idx)}")
-        budget = len(pool_idx)
-    if initial > budget:
-        raise SimulationError(f"--initial ({initial}) is more than the budget ({budget})")
-    schedule = _label_schedule(initial, step, budget)
-    baseline_budget = min(max(baseline_budget or budget, budget), len(pool_idx))
-    baseline_step = int(baseline_step or step)
-    if baseline_step < 1:
-        raise SimulationError("--baseline-step must be at least 1")
-    base_schedule = schedule + (_label_schedule(budget, baseline_step, baseline_budget)[1:]
-                                if baseline_budget > budget else [])
 
-    labels = corpus.classes
-    learner = _Learner(model, labels, class_weight, pool_texts, held_texts)
-    t_feat = time.perf_counter() - t0
-    subsampled = bool(max_items and max_items < len(corpus.texts))
-    say(f"{len(corpus.texts)} items, {len(labels)} classes: pool {len(pool_idx)}, held out {len(held_idx)}"
-        + (f" (subsampled from {len(corpus.texts)} with --max-items)" if subsampled else "")
-        + (f"; {learner.n_features} features in {t_feat:.1f} s" if learner.cache is not None else ""))
+def _walk(learner, strategy: str, seed: int, init: np.ndarray, plan: list[int], y_pool: np.ndarray, X_held,
+          y_held: np.ndarray, shuffle_prop: float):
+    """One strategy and seed from the initial sample along `plan`: a curve row per labels count."""
+    rng = np.random.default_rng([seed, 2])  # acquisition and exploration draws
+    labelled = np.zeros(len(y_pool), dtype=bool)
+    labelled[init] = True
+    for i, n in enumerate(plan):
+        lab_rows = np.flatnonzero(labelled)
+        assert len(lab_rows) == n
+        est = learner.fit(learner.features(lab_rows), y_pool[lab_rows], random_state=seed)
+        classes = np.asarray(est.classes_)
+        rest = np.flatnonzero(~labelled)
+        scored = learner.score(est, rest, strategy, rng)  # priorities and predicted labels
+        yield {
+            "strategy": strategy, "seed": seed, "labels": n,
+            "heldout_accuracy": _accuracy(classes, est.predict_proba(X_held), y_held),
+            "unqueried_accuracy": _share_right(scored.labels, y_pool[rest]),
+            "classes_seen": len(classes),
+        }
+        if i + 1 == len(plan):
+            return
+        want = plan[i + 1] - n
+        n_random = int(round(shuffle_prop * want))
+        # best first; equal priorities (e.g. posts sharing no term with the labelled
+        # ones get the same probabilities) in random order, not in file order
+        order = np.lexsort((rng.random(len(rest)), -scored.priorities))
+        chosen = list(rest[order[: want - n_random]])
+        if n_random:
+            others = rest[order[want - n_random:]]
+            chosen += list(rng.choice(others, size=min(n_random, len(others)), replace=False))
+        labelled[np.asarray(chosen, dtype=np.int64)] = True
 
-    # the reference: the classifier trained on the whole pool, scored on the held-out share
-    t1 = time.perf_counter()
-    full = learner.fit(np.arange(len(pool_idx)), y_pool, random_state=split_seed)
-    full_accuracy = _accuracy(np.asarray(full.classes_), learner.proba_heldout(full), y_held)
-    t_full = time.perf_counter() - t1
-    targets = {f: f * full_accuracy for f in TARGETS}
-    say(f"full-data accuracy {full_accuracy:.3f} ({model} trained on all {len(pool_idx)} pool items, "
-        f"scored on {len(held_idx)} held-out items; {t_full:.1f} s)")
 
-    rows = []
-    total = len(seed_list) * ((len(strategies) - 1) * len(schedule) + len(base_schedule))
-    bar = tqdm(total=total, desc=desc or f"simulate {model}", unit="fit", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
-    try:
-        for seed in seed_list:
-            init = _initial_sample(np.random.default_rng([seed, 1]), y_pool, initial)
-            for strategy in strategies:
-                bar.set_postfix_str(f"{strategy} seed {seed}")
-                rng = np.random.default_rng([seed, 2])  # acquisition and exploration draws
-                labelled = np.zeros(len(pool_idx), dtype=bool)
-                labelled[init] = True
-                plan = base_schedule if strategy == BASELINE else schedule
-                for i, n in enumerate(plan):
-                    lab_rows = np.flatnonzero(labelled)
-                    assert len(lab_rows) == n
-                    est = learner.fit(lab_rows, y_pool[lab_rows], random_state=seed)
-                    classes = np.asarray(est.classes_)
-                    rest = np.flatnonzero(~labelled)
-                    proba_rest = learner.proba_pool(est, rest) if len(rest) else np.zeros((0, len(classes)))
-                    rows.append({
-                        "strategy": strategy, "seed": seed, "labels": n,
-                        "heldout_accuracy": _accuracy(classes, learner.proba_heldout(est), y_held),
-                        "unqueried_accuracy": _accuracy(classes, proba_rest, y_pool[rest]),
-                        "classes_seen": len(classes),
-                    })
-                    bar.update(1)
-                    if i + 1 == len(plan):
-                        break
-                    want = plan[i + 1] - n
-                    n_random = int(round(shuffle_prop * want)) if strategy != BASELINE else 0
-                    pri = priorities(strategy, proba_rest, rng)
-                    # best first; equal priorities (e.g. posts sharing no term with the labelled
-                    # ones get the same probabilities) in random order, not in file order
-                    order = np.lexsort((rng.random(len(rest)), -pri))
-                    chosen = list(rest[order[: want - n_random]])
-                    if n_random:
-                        others = rest[order[want - n_random:]]
-                        chosen += list(rng.choice(others, size=min(n_random, len(others)), replace=False))
-                    labelled[np.asarray(chosen, dtype=np.int64)] = True
-    finally:
-        bar.close()
-
-    curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
+def _labels_to_target(curve, strategies: list[str], seed_list: list[int], targets: dict[float, float]):
+    """Labels to each target: on the mean held-out curve, per seed, and on the mean unqueried curve."""
     mean = curve.groupby(["strategy", "labels"], sort=True)[["heldout_accuracy", "unqueried_accuracy"]].mean()
     l2t, l2t_seed, l2t_unq = {}, {}, {}
     for s in strategies:
@@ -491,27 +501,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
                 c = curve[(curve.strategy == s) & (curve.seed == seed)]
                 per.append(labels_to_reach(c["labels"], c["heldout_accuracy"], a))
             l2t_seed[s][f] = per
-    info = {
-        "file": corpus.path,
-        "items": len(corpus.texts) + corpus.dropped,
-        "items_used": int(len(pool_idx) + len(held_idx)),
-        "dropped_rows": corpus.dropped,
-        "max_items": max_items,
-        "pool": int(len(pool_idx)),
-        "heldout": int(len(held_idx)),
-        "classes": len(labels),
-        "initial": initial, "step": step, "budget": budget,
-        "baseline_budget": baseline_budget, "baseline_step": baseline_step,
-        "shuffle_prop": shuffle_prop, "class_weight": class_weight,
-        "features": getattr(learner, "n_features", None),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "seconds_full_model": round(t_full, 1),
-    }
-    return SimulationResult(
-        model=model, strategies=strategies, seeds=seed_list, curve=curve, full_accuracy=full_accuracy,
-        targets=targets, labels_to_target=l2t, labels_to_target_per_seed=l2t_seed,
-        unqueried_labels_to_target=l2t_unq, info=info,
-    )
+    return l2t, l2t_seed, l2t_unq
 
 
 # --- outputs ------------------------------------------------------------------------------

@@ -44,23 +44,22 @@ def sql(statement: str, *expanding: str, **types):
 
 
 @contextmanager
-def reading(bind: Engine | Connection) -> Iterator[Connection]:
+def _connection(bind: Engine | Connection, begin: bool) -> Iterator[Connection]:
+    if isinstance(bind, Connection):  # the caller's connection, and its transaction
+        yield bind
+    else:
+        with (bind.begin() if begin else bind.connect()) as conn:
+            yield conn
+
+
+def reading(bind: Engine | Connection):
     """A connection to read with: the caller's, or a new one from the engine."""
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.connect() as conn:
-            yield conn
+    return _connection(bind, begin=False)
 
 
-@contextmanager
-def writing(bind: Engine | Connection) -> Iterator[Connection]:
+def writing(bind: Engine | Connection):
     """A connection to write with: the caller's (its transaction), or a new transaction."""
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.begin() as conn:
-            yield conn
+    return _connection(bind, begin=True)
 
 
 def chunks(values, size: int):
