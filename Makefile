@@ -32,24 +32,24 @@ $(DEV_STAMP): $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots,dev]"
 	touch $@
 
+# A Debian package the tests need, installed when missing (as root; else say what to run).
+define apt_tool
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	  else \
+	    echo "$(1) is missing: run 'sudo apt-get install -y $(1)' ($(2))"; exit 1; \
+	  fi; }
+endef
+
 # Browser tests drive Debian's Chromium through Playwright (Playwright cannot
 # download its own browser here).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; \
-	  fi; }
+	$(call apt_tool,chromium,browser tests need it)
 
 # The proxy tests run the Caddyfile with Debian's caddy (2.6) in front of a real Voila.
 caddy:
-	@command -v caddy >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy >/dev/null; \
-	  else \
-	    echo "caddy is missing: run 'sudo apt-get install -y caddy' (the proxy tests need it)"; exit 1; \
-	  fi; }
+	$(call apt_tool,caddy,the proxy tests need it)
 
 env:
 	$(PYTHON) scripts/make_env.py

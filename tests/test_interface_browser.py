@@ -23,7 +23,7 @@ from voila_browser import (
     ARTIFACTS,
     PAGE_TIMEOUT_MS,
     ROOT,
-    launch_chromium,
+    chromium,
     query,
     reset_database,
     start_server,
@@ -42,12 +42,8 @@ XSS = "<img src=x onerror=alert(1)> Why is rent <b>so</b> high?"
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

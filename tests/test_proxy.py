@@ -14,10 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
@@ -25,7 +22,9 @@ import pytest
 
 from conftest import new_pg_database
 from helpers import seed_items
-from voila_browser import PAGE_TIMEOUT_MS, ROOT, free_port, launch_chromium, query, start_server, stop_server
+from voila_browser import (
+    PAGE_TIMEOUT_MS, ROOT, chromium, free_port, query, start_server, stop_process, stop_server, wait_for_port,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -41,9 +40,9 @@ def caddy_binary() -> str:
     return found
 
 
-def caddy(*args: str, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
+def caddy(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([caddy_binary(), *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+                          env={**os.environ, **(env or {})})
 
 
 def adapted(**env) -> dict:
@@ -112,40 +111,19 @@ def site(pg_admin_url, tmp_path_factory):
     proc = subprocess.Popen([caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
                             env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(ports["PROXY_HTTPS_PORT"], proc, folder / "caddy.log")
+        wait_for_port(ports["PROXY_HTTPS_PORT"], proc, "caddy",
+                      lambda: (folder / "caddy.log").read_text(errors="replace"))
         yield {"url": url, "voila": voila, "https": ports["PROXY_HTTPS_PORT"], "http": ports["PROXY_HTTP_PORT"]}
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         log.close()
         stop_server(voila)
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen, log, wait: float = 60.0) -> None:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"caddy exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"caddy did not listen on {port}:\n{log.read_text(errors='replace')}")
-
-
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
