@@ -70,7 +70,8 @@ def key_from_query(query_string: str | None) -> str:
 
 
 class LabellingPage(widgets.VBox):
-    """The whole page: name prompt, then the labelling widget (or a clear message)."""
+    """The whole page: who labels (personal link, or the name prompt), then the labelling widget
+    (or a clear message: a link that is not valid, a problem with Retry)."""
 
     def __init__(self, settings=None, query_string: str | None = None, *,
                  min_seconds_on_post: float = MIN_SECONDS_ON_POST):
