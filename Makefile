@@ -1,8 +1,8 @@
 # smartlabel: two commands on a fresh machine.
 #   make run    install, load aldata.csv into an embedded SQLite database, start the
 #               orchestrator and the labelling page (prints the URL)
-#   make test   install everything the tests need (Python packages, Debian's chromium,
-#               PostgreSQL via pgserver) and run them
+#   make test   install everything the tests need (Python packages, Debian's chromium
+#               and caddy, PostgreSQL via pgserver) and run them
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,12 +11,12 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev chromium env bench bench-quick constraints clean
+.PHONY: run test install install-dev chromium caddy env bench bench-quick constraints clean
 
 run: $(STAMP)
 	$(VENV)/bin/smartlabel run
 
-test: $(DEV_STAMP) chromium
+test: $(DEV_STAMP) chromium caddy
 	$(PY) -m pytest
 
 install: $(STAMP)
@@ -32,15 +32,24 @@ $(DEV_STAMP): $(STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots,dev]"
 	touch $@
 
+# A Debian package the tests need, installed when missing (as root; else say what to run).
+define apt_tool
+	@command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1) >/dev/null; \
+	  else \
+	    echo "$(1) is missing: run 'sudo apt-get install -y $(1)' ($(2))"; exit 1; \
+	  fi; }
+endef
+
 # Browser tests drive Debian's Chromium through Playwright (Playwright cannot
 # download its own browser here).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests need it)"; exit 1; \
-	  fi; }
+	$(call apt_tool,chromium,browser tests need it)
+
+# The proxy tests run the Caddyfile with Debian's caddy (2.6) in front of a real Voila.
+caddy:
+	$(call apt_tool,caddy,the proxy tests need it)
 
 env:
 	$(PYTHON) scripts/make_env.py

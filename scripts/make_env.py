@@ -1,9 +1,11 @@
 """Write .env for docker compose with strong random secrets (`make env`).
 
-Fills the template .env.example: POSTGRES_PASSWORD and VOILA_TOKEN get new
-random values (43 letters and digits from `secrets`: 256 bits, safe inside a
-URL, a shell word or a YAML value, and never starting with "-"); every other line is kept, comments included. The file is created
-readable only by its owner.
+Fills the template .env.example: the database owner's and the three roles'
+passwords, VOILA_TOKEN and DASHBOARD_TOKEN get new random values (43 letters and
+digits from `secrets`: 256 bits, safe inside a URL, a shell word or a YAML value,
+and never starting with "-"), each its own; every other line is kept, comments
+included (LABELLER_KEYS=required; DOMAIN stays for the operator to fill in). The
+file is created readable only by its owner.
 
 It refuses to replace an existing .env, because the database keeps the
 password it was created with: a new POSTGRES_PASSWORD in .env would lock the
@@ -27,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Variables that get a new random value (when the template leaves them empty).
-SECRETS = ("POSTGRES_PASSWORD", "VOILA_TOKEN")
+SECRETS = ("POSTGRES_PASSWORD", "LABELLER_DB_PASSWORD", "ORCHESTRATOR_DB_PASSWORD", "READER_DB_PASSWORD",
+           "VOILA_TOKEN", "DASHBOARD_TOKEN")
 ALPHABET = string.ascii_letters + string.digits
 SECRET_LENGTH = 43  # 43 * log2(62) = 256 bits
 
@@ -37,7 +40,13 @@ FALLBACK_TEMPLATE = """\
 POSTGRES_USER=smartlabel
 POSTGRES_PASSWORD=
 POSTGRES_DB=smartlabel
+LABELLER_DB_PASSWORD=
+ORCHESTRATOR_DB_PASSWORD=
+READER_DB_PASSWORD=
 VOILA_TOKEN=
+DASHBOARD_TOKEN=
+LABELLER_KEYS=required
+DOMAIN=
 """
 
 _ASSIGNMENT = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
@@ -91,8 +100,8 @@ def write_private(path: Path, text: str, *, overwrite: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="make_env.py",
-        description="Write .env for docker compose with a strong random database password "
-        "and Voila token (from .env.example). Refuses to replace an existing .env.",
+        description="Write .env for docker compose with strong random database passwords and "
+        "tokens (from .env.example). Refuses to replace an existing .env.",
     )
     parser.add_argument("--output", type=Path, default=ROOT / ".env", help="file to write (default: %(default)s)")
     parser.add_argument(
@@ -132,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {output} (readable only by you) with new random {', '.join(chosen) or 'nothing'}.")
     print("Tags: the default LABELS (LABELS=reuters) fit the bundled aldata.csv of Reuters stories; for "
           f"your own posts set LABELS in {output}, e.g. LABELS=article (the article's five tags) or a JSON list.")
-    token = chosen.get("VOILA_TOKEN")
-    if token:
-        print("Next: docker compose up -d")
-        print(f"Labellers open: http://<server address>:8866/?token={token}")
+    if chosen:
+        print("Next: set DOMAIN in it if you have a domain name for this server, then")
+        print("  docker compose up -d")
+        print('  docker compose run --rm init smartlabel labellers add "NAME"   # prints NAME\'s personal link')
     return 0
 
 

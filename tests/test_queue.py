@@ -35,8 +35,17 @@ def make_queue(url, worker, **overrides):
 
 
 def label_rows(engine):
+    """The live labels (retracted ones left out), oldest first."""
     with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text("SELECT item_id, label, worker_id FROM labels ORDER BY id"))]
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT item_id, label, worker_id FROM labels WHERE retracted_at IS NULL ORDER BY id"))]
+
+
+def retracted_rows(engine):
+    """Retracted labels: they stay in `labels`, with who retracted them."""
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            "SELECT item_id, label, worker_id, retracted_by FROM labels WHERE retracted_at IS NOT NULL ORDER BY id"))]
 
 
 def new_run(engine):
@@ -134,7 +143,7 @@ def test_invalid_submits_raise_typed_errors_and_write_nothing(db_url, engine_for
         make_queue(db_url, None).pop()
 
 
-def test_undo_removes_only_my_last_label_and_gives_it_back(db_url, engine_for):
+def test_undo_retracts_only_my_last_label_and_gives_it_back(db_url, engine_for):
     seed_items(db_url, 4)
     engine = engine_for(db_url)
     qa, qb = make_queue(db_url, "ann", overlap=2), make_queue(db_url, "bob", overlap=2)
@@ -152,6 +161,7 @@ def test_undo_removes_only_my_last_label_and_gives_it_back(db_url, engine_for):
     qa.undo()
     qa.undo()
     assert label_rows(engine) == [(first, B, "bob")]
+    assert retracted_rows(engine) == [(first, A, "ann", "ann")], "retracted, not deleted"
     assert qa.pop()[0] == first, "the undone post comes back first"
     assert qa.pop()[0] == current, "then the post that was on screen"
     with engine.connect() as conn:
@@ -166,6 +176,7 @@ def test_undo_after_reload_uses_the_database(db_url, engine_for):
     fresh = make_queue(db_url, "ann")  # a reloaded tab has no history
     assert fresh.undo() == item_id
     assert label_rows(engine_for(db_url)) == []
+    assert retracted_rows(engine_for(db_url)) == [(item_id, A, "ann", "ann")]
     assert fresh.pop()[0] == item_id
     with pytest.raises(NothingToUndoError):
         make_queue(db_url, "zed").undo()
@@ -259,3 +270,53 @@ def test_done_posts_sink_in_the_current_run_only_when_done(db_url, engine_for):
     assert prio(top, run) == DONE_PRIORITY
     assert prio(top, old) == 1.0  # other runs are left as written
     assert prio(sorted(ids)[-2], run) == float(sorted(ids)[-2])
+
+
+def test_undo_never_retracts_another_labellers_label(db_url, engine_for):
+    """bob's Undo, however often pressed, only ever reaches bob's own labels."""
+    ids = seed_items(db_url, 3)
+    engine = engine_for(db_url)
+    ann, bob = make_queue(db_url, "ann", overlap=2), make_queue(db_url, "bob", overlap=2)
+    for item_id, _ in ann:
+        ann.submit(item_id, A)
+    got, _ = bob.pop()
+    bob.submit(got, B)
+    fresh = make_queue(db_url, "bob")  # a new tab: Undo reaches into the database
+    assert fresh.undo() == got
+    fresh._history.clear()  # pressed again on a fresh page, past what bob labelled
+    fresh._return_first.clear()
+    with pytest.raises(NothingToUndoError):
+        fresh.undo()
+    assert sorted(label_rows(engine)) == sorted((i, A, "ann") for i in ids)
+    assert retracted_rows(engine) == [(got, B, "bob", "bob")]
+
+
+def test_a_retracted_label_is_ignored_everywhere_and_can_be_given_again(db_url, engine_for):
+    """Counts, `done`, the views, training data, agreement rows, status: none sees a retracted label;
+    the labeller gets the post again and may label it anew (the retraction stays on record)."""
+    from smartlabel.store import labels as store_labels, reports
+
+    (post,) = seed_items(db_url, 1)
+    engine = engine_for(db_url)
+    q = make_queue(db_url, "ann")
+    q.pop()
+    q.submit(post, A)
+    assert q.counts()["labelled_by_me"] == 1 and q.progress == 1.0
+    assert q.undo() == post
+    assert q.counts()["labelled_by_me"] == 0 and q.progress == 0.0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT label_count, done FROM items")).one() == (0, False)
+        assert conn.execute(text("SELECT COUNT(*) FROM agreed_labels")).scalar_one() == 0
+        status = conn.execute(text("SELECT human_labels, retracted_labels FROM item_status")).one()
+        stats = conn.execute(text("SELECT * FROM labeller_stats")).all()
+    assert status == (None, 1)
+    assert stats == []
+    assert store_labels.training_set(engine, [A, B])[0].tolist() == []
+    assert store_labels.rows(engine) == [] and store_labels.count(engine) == 0
+    assert reports.status(engine)["labels"] == 0 and reports.status(engine)["retracted"] == 1
+    assert q.pop()[0] == post  # handed straight back
+    q.submit(post, B)  # a retracted label does not block labelling the post again
+    assert label_rows(engine) == [(post, B, "ann")]
+    assert retracted_rows(engine) == [(post, A, "ann", "ann")]
+    assert store_labels.training_set(engine, [A, B])[1].tolist() == [B]
+    assert store_labels.labeller_stats(engine)[0]["retracted"] == 1

@@ -36,9 +36,11 @@ def label_via_queue(q, label, n=None):
 
 
 def labels_of(engine, item_id):
+    """The post's live labels (a retracted one stays in the table but counts nowhere)."""
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(
-            text("SELECT worker_id, label, handout_reason FROM labels WHERE item_id = :i ORDER BY id"),
+            text("SELECT worker_id, label, handout_reason FROM labels WHERE item_id = :i "
+                 "AND retracted_at IS NULL ORDER BY id"),
             {"i": item_id})]
 
 

@@ -75,9 +75,13 @@ def test_prepare_takes_each_pages_defaults_from_the_settings(tmp_path, monkeypat
     dash = serve.prepare(DASHBOARD, settings, host="0.0.0.0", token="own")
     assert (page.port, page.token, page.notebook.name) == (9001, "lab", "voila-interface.ipynb")
     assert (dash.port, dash.token, dash.notebook.name) == (9002, "own", "admin-dashboard.ipynb")
-    assert serve.prepare(DASHBOARD, settings, host="::").token == "lab"  # DASHBOARD_TOKEN empty: VOILA_TOKEN
+    assert serve.prepare(DASHBOARD, settings, host="127.0.0.1").token == ""  # never VOILA_TOKEN
     with_own = load_settings(voila_token="lab", dashboard_token="admin")
     assert serve.prepare(DASHBOARD, with_own, host="::").token == "admin"
+    with pytest.raises(ConfigError, match="the dashboard's token is VOILA_TOKEN"):
+        serve.prepare(DASHBOARD, settings, host="::", token="lab")  # not even given by hand
+    with pytest.raises(ConfigError, match="DASHBOARD_TOKEN is the same as VOILA_TOKEN"):
+        load_settings(voila_token="same", dashboard_token="same")
     assert page.url == "http://127.0.0.1:9001/?token=lab"
     assert page.argv == serve.voila_argv(page.notebook, "127.0.0.1", 9001, "lab")
     with pytest.raises(ConfigError, match="--port 0"):
@@ -121,6 +125,10 @@ def test_kernels_get_the_launchers_settings(tmp_path, monkeypatch):
     assert env["LEASE_SECONDS"] == "77" and env["DASHBOARD_PORT"] == "8867"  # a default, exported too
     assert env["DATABASE_URL"] == "sqlite:///from-env-file.db"
     assert serve.kernel_environment(settings, "sqlite:///x.db")["DATABASE_URL"] == "sqlite:///x.db"
+    # tokens and role passwords stay with the launcher (Voila gets its token on the command line)
+    monkeypatch.setenv("READER_DB_PASSWORD", "r" * 20)
+    secret = serve.kernel_environment(load_settings(voila_token="v-tok", dashboard_token="d-tok"))
+    assert not {"VOILA_TOKEN", "DASHBOARD_TOKEN", "READER_DB_PASSWORD"} & set(secret)
     # and a kernel reading that environment (from another folder) sees the same settings
     out = subprocess.run(
         [sys.executable, "-c", "from smartlabel.settings import load_settings as l; s = l(); "

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,30 @@ def chromium_path() -> str:
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def chromium():
+    """Debian's Chromium through Playwright, closed afterwards (for a module-scoped fixture)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM, as `docker compose stop` sends it; SIGKILL if it is still there after `timeout`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def free_port() -> int:
@@ -90,17 +115,26 @@ def start_server(database_url: str, log_dir: Path, *, token: str = "", env: dict
     with open(log, "wb") as out:
         proc = subprocess.Popen(args, cwd=ROOT, env=environ, stdout=out, stderr=subprocess.STDOUT)
     server = Server(proc, port, token, database_url, log)
+    try:
+        wait_for_port(port, proc, "smartlabel serve", server.output, wait)
+    except RuntimeError:
+        stop_server(server)
+        raise
+    return server
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, output, wait: float = 60.0) -> None:
+    """Return once 127.0.0.1:port answers; RuntimeError (with `output()`) if `proc` exits or time runs out."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"smartlabel serve exited with {proc.returncode}:\n{server.output()}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{output()}")
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return server
+            return
         except OSError:
             time.sleep(0.2)
-    stop_server(server)
-    raise RuntimeError(f"Voila did not listen on port {port} within {wait} s:\n{server.output()}")
+    raise RuntimeError(f"{what} did not listen on port {port} within {wait} s:\n{output()}")
 
 
 def stop_server(server: Server, timeout: float = 30.0) -> None:
@@ -109,12 +143,7 @@ def stop_server(server: Server, timeout: float = 30.0) -> None:
             server.kernel_processes()
         except Exception:
             pass
-        server.proc.send_signal(signal.SIGTERM)
-        try:
-            server.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(10)
+        stop_process(server.proc, timeout)
 
 
 def reset_database(url: str) -> None:

@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from smartlabel import acquisition
-from smartlabel.errors import SmartlabelError
+from smartlabel.errors import ConfigError, SmartlabelError
 
 app = typer.Typer(
     help="Label text with active learning: import posts, serve the labelling page, "
@@ -19,8 +19,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and role commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+labellers_app = typer.Typer(
+    help="The labelling team: add a labeller (prints their personal link), list, disable, enable, "
+    "rotate a link. Run with the owner's DATABASE_URL.",
+    no_args_is_help=True)
+app.add_typer(labellers_app, name="labellers")
 
 
 def friendly(fn):
@@ -67,6 +72,112 @@ def db_upgrade(
 
     engine = _migrated_engine(database_url)
     typer.echo(f"schema at revision {head_revision()} ({engine.url.render_as_string(hide_password=True)})")
+
+
+@db_app.command("roles")
+@friendly
+def db_roles(
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL (the owner's)."),
+):
+    """Create or update the PostgreSQL login roles smartlabel_labeller (the page), smartlabel_orchestrator
+    and smartlabel_reader (dashboard, export, Adminer) with least privilege (safe to run again).
+
+    Passwords from LABELLER_DB_PASSWORD, ORCHESTRATOR_DB_PASSWORD and READER_DB_PASSWORD (environment
+    or .env). Run as the owner, after `smartlabel db upgrade`; one transaction: all or nothing.
+    """
+    from smartlabel.db import make_engine
+    from smartlabel.roles import RolePasswords, checked_passwords, create_roles
+
+    engine = make_engine(database_url or _settings().database_url)
+    if engine.dialect.name != "postgresql":
+        raise ConfigError("roles are a PostgreSQL feature; SQLite has one user (nothing to do)")
+    passwords = checked_passwords(RolePasswords().by_role())
+    typer.echo(create_roles(_migrated_engine(engine), passwords).summary())
+
+
+# --- the team (see smartlabel.labellers) ---------------------------------------------------
+
+NAME_ARGUMENT = typer.Argument(..., help="The labeller's name (compared ignoring case and spaces).",
+                               show_default=False)
+DATABASE_OPTION = typer.Option(None, "--database-url", help="Default: DATABASE_URL.")
+
+
+def _print_link(settings, new, what: str) -> None:
+    from smartlabel.labellers import personal_link
+
+    typer.echo(f"{what} {new.name}. Their personal link (send it to {new.name} only; it is shown this once):")
+    typer.echo(f"  {personal_link(settings, new.key)}")
+    if not (settings.domain or settings.page_url):
+        typer.echo("  (this machine's page address: behind the HTTPS proxy of docker compose, set DOMAIN or "
+                   "PAGE_URL, or use https://<server address>/ with the same ?token=...&key=...)")
+    if settings.labeller_keys != "required":
+        typer.secho("warning: LABELLER_KEYS is off, so the page still lets anyone type any name; "
+                    "set LABELLER_KEYS=required to accept only personal links.", fg="yellow", err=True)
+
+
+@labellers_app.command("add")
+@friendly
+def labellers_add(name: str = NAME_ARGUMENT, database_url: Optional[str] = DATABASE_OPTION):
+    """Add a labeller and print their personal link (a key of 256 random bits; only its hash is stored)."""
+    from smartlabel import labellers
+
+    settings = _settings()
+    _print_link(settings, labellers.add(_migrated_engine(database_url), name), "Added labeller")
+
+
+@labellers_app.command("rotate")
+@friendly
+def labellers_rotate(name: str = NAME_ARGUMENT, database_url: Optional[str] = DATABASE_OPTION):
+    """Give a labeller a new personal link; the old one stops working at once (a leaked link)."""
+    from smartlabel import labellers
+
+    settings = _settings()
+    _print_link(settings, labellers.rotate(_migrated_engine(database_url), name), "New link for")
+
+
+@labellers_app.command("disable")
+@friendly
+def labellers_disable(name: str = NAME_ARGUMENT, database_url: Optional[str] = DATABASE_OPTION):
+    """Stop a labeller: their link (or typed name) is refused from their next click; their labels stay."""
+    from smartlabel import labellers
+
+    typer.echo(f"Disabled {labellers.set_enabled(_migrated_engine(database_url), name, False)}: their link "
+               "is refused from now on and the posts they held are back in the pool.")
+
+
+@labellers_app.command("enable")
+@friendly
+def labellers_enable(name: str = NAME_ARGUMENT, database_url: Optional[str] = DATABASE_OPTION):
+    """Let a disabled labeller work again (with the link they had, or `rotate` for a new one)."""
+    from smartlabel import labellers
+
+    typer.echo(f"Enabled {labellers.set_enabled(_migrated_engine(database_url), name, True)}.")
+
+
+@labellers_app.command("list")
+@friendly
+def labellers_list(database_url: Optional[str] = DATABASE_OPTION):
+    """Every labeller: created, last seen, labels given, labels retracted, enabled (never keys)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from smartlabel import labellers
+
+    rows = labellers.listing(_migrated_engine(database_url))
+    if not rows:
+        typer.echo("No labellers yet: `smartlabel labellers add NAME` adds one and prints their link.")
+        return
+    table = Table(show_header=True)
+    for col in ("name", "enabled", "created UTC", "last seen UTC", "labels", "retracted", "link"):
+        table.add_column(col, justify="right" if col in ("labels", "retracted") else "left")
+    when = lambda v: "-" if v is None else str(v)[:16]  # noqa: E731 (SQLite returns text)
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["enabled"] else "no", when(r["created_at"]), when(r["last_seen_at"]),
+                      str(r["labels"]), str(r["retracted"]), "personal" if r["has_key"] else "none (typed name)")
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 120))
+    console.print(table)
 
 
 # --- pages: the labelling page and the admin dashboard (see smartlabel.serve) ----------
@@ -118,7 +229,11 @@ def serve(
                      notebook=notebook, database_url=database_url)
     _warn_if_unreachable(database_url or settings.database_url)
     _announce(launch)
-    typer.echo(f"Each labeller can bookmark {launch.url}{'&' if launch.token else '?'}worker=THEIR_NAME")
+    if settings.labeller_keys == "required":
+        typer.echo("LABELLER_KEYS=required: each labeller opens their personal link "
+                   "(`smartlabel labellers add NAME` prints one); this address alone shows 'link not valid'.")
+    else:
+        typer.echo(f"Each labeller can bookmark {launch.url}{'&' if launch.token else '?'}worker=THEIR_NAME")
     launch.exec()
 
 
@@ -128,7 +243,7 @@ def dashboard_cmd(
     host: str = HOST_OPTION,
     port: Optional[int] = typer.Option(None, "--port", help="Port. Default: DASHBOARD_PORT (8867)."),
     token: Optional[str] = typer.Option(
-        None, "--token", help="Access token. Default: DASHBOARD_TOKEN, or VOILA_TOKEN when that is empty."),
+        None, "--token", help="Access token. Default: DASHBOARD_TOKEN (never the labellers' VOILA_TOKEN)."),
     no_token: bool = NO_TOKEN_OPTION,
     notebook: Optional[Path] = typer.Option(None, "--notebook", help="Default: ./admin-dashboard.ipynb."),
     database_url: Optional[str] = PAGE_DATABASE_OPTION,
@@ -264,13 +379,18 @@ def export_cmd(
     file_format: Optional[str] = typer.Option(None, "--format", help="csv or jsonl. Default: from the file name."),
     database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    raw: bool = typer.Option(
+        False, "--raw", help="CSV: write cells as they are. By default a cell starting with = + - @ tab or CR "
+        "gets a leading ' so a spreadsheet cannot run it as a formula. JSON Lines is never changed."),
 ):
     """Write every post with its human labels and a final label (agreed human label, else the
     model's prediction), the label's source (human/model), confidence and model run.
+
+    CSV is safe to open in a spreadsheet (formula-like cells get a leading '); --raw turns that off.
     """
     from smartlabel.export import export
 
-    result = export(out, _settings(), engine=database_url, fmt=file_format, progress=progress)
+    result = export(out, _settings(), engine=database_url, fmt=file_format, progress=progress, raw=raw)
     typer.echo(result.summary())
 
 

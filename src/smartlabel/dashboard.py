@@ -9,7 +9,8 @@ draws them with matplotlib (PNG images in ipywidgets) and escaped HTML tables:
   enough runs;
 - labels per class (every label given, and agreed labels), the current run's
   predicted class distribution on the unlabelled pool;
-- labellers: labels, speed (view `labeller_stats`) and agreement with others;
+- labellers: labels, speed (view `labeller_stats`), agreement with others, and labels
+  retracted (an undo retracts, it never deletes: who retracted what is listed too);
 - agreement (table `agreement`, newest run; see smartlabel.quality);
 - a stopping suggestion from the rule below, and how much accuracy more labels
   should add.
@@ -46,6 +47,7 @@ STABLE_SHARE = 0.01
 FLAT_GAIN = 0.01
 MIN_FIT_RUNS = 4
 EXTRA_LABELS = (50, 100, 250, 500, 1000, 2500)
+RETRACTED_SHOWN = 20  # newest retractions listed
 
 # --- numbers --------------------------------------------------------------------------
 
@@ -250,6 +252,7 @@ def dashboard_data(engine: Engine | str, labels: Sequence[str] | None = None) ->
         "labellers": labellers(engine),
         "agreement": latest_agreement(engine),
         "suspects": store_quality.suspects_summary(engine),
+        "retracted": store_labels.retracted(engine, RETRACTED_SHOWN),
         "suggestion": stopping_suggestion(engine, curve_runs, pool),
     }
 
@@ -370,11 +373,13 @@ def render_html(data: dict) -> dict[str, str]:
     else:
         parts["estimate"] = f"<p class='sl-fit'>{html.escape(sug.fit_note)}</p>"
     parts["labellers"] = _table(
-        ["labeller", "labels", "posts", "labels/hour", "s/label", "agreement with others", "shared posts"],
+        ["labeller", "labels", "posts", "labels/hour", "s/label", "agreement with others", "shared posts",
+         "retracted"],
         [(r["worker_id"], r["labels"], r["items"], _num(r["labels_per_hour"], "{:.1f}"),
           _num(r["avg_seconds_per_label"], "{:.1f}"), _num(r["agreement_with_others"], "{:.2f}"),
-          r["shared_items"]) for r in data["labellers"]],
+          r["shared_items"], int(r.get("retracted") or 0)) for r in data["labellers"]],
         "sl-labellers") if data["labellers"] else "<p>No labels yet.</p>"
+    parts["retracted"] = _retracted_html(data.get("retracted") or {"count": 0, "newest": []})
     sus = data.get("suspects") or {"run_id": None}
     if sus["run_id"] is None:
         parts["suspects"] = "<p>No quality pass yet: the orchestrator runs one after each model run.</p>"
@@ -404,6 +409,20 @@ def render_html(data: dict) -> dict[str, str]:
         parts["agreement"] = ("<p>No post has two labels yet: agreement appears once posts are labelled twice "
                               "(OVERLAP above 1, or AUDIT_SHARE audits).</p>")
     return parts
+
+
+def _retracted_html(retracted: dict) -> str:
+    """Who retracted what: the count, and the newest retractions (escaped)."""
+    if not retracted["count"]:
+        return "<p>No label has been retracted (an undo on the page retracts a label; it stays in `labels`).</p>"
+    shown = len(retracted["newest"])
+    note = (f"<p class='sl-retracted-count'>{retracted['count']} label(s) retracted by an undo; they stay in "
+            f"<code>labels</code> (columns <code>retracted_at</code>, <code>retracted_by</code>) and count nowhere. "
+            f"The newest {shown}:</p>")
+    return note + _table(
+        ["post", "title", "label", "given by", "given UTC", "retracted UTC", "retracted by"],
+        [(r["item_id"], (r["title"] or "")[:80], r["label"], r["worker_id"], str(r["created_at"])[:16],
+          str(r["retracted_at"])[:16], r["retracted_by"]) for r in retracted["newest"]], "sl-retracted")
 
 
 def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[str] | None = None):
@@ -463,6 +482,7 @@ def build_dashboard(database_url: str | Engine | None = None, labels: Sequence[s
             section("Labellers", "sl-labellers-box", w.HTML(parts["labellers"])),
             section("Agreement", "sl-agreement-box", w.HTML(parts["agreement"])),
             section("Suspect labels", "sl-suspects-box", w.HTML(parts["suspects"])),
+            section("Retracted labels", "sl-retracted-box", w.HTML(parts["retracted"])),
             w.HBox([button, status]),
         ]
         root.children = children

@@ -1,8 +1,10 @@
 """Engine creation and the schema, as SQLAlchemy Core tables.
 
 Names are chosen for the admin reading them in Adminer. Rules:
-- `labels` holds one row per human decision and is never updated; an item's
-  agreed label is derived (view `item_status`).
+- `labels` holds one row per human decision and is never deleted or rewritten: an
+  undo retracts a label (`retracted_at`, `retracted_by`) and every reader ignores
+  retracted labels; an item's agreed label is derived (view `agreed_labels`).
+- `labellers` holds the team: a canonical name, the hash of each one's personal key.
 - `predictions` holds a model's output per run; `queue_state.current_run_id`
   says which run's priorities the queue uses, so a new run is written aside
   and switched on in one short statement.
@@ -98,6 +100,9 @@ labels = Table(
     # audit sample), 'unscored', 'import' (label came with the file), 'undo', 'retry'
     Column("handout_reason", String(20), nullable=True),
     Column("run_id", Integer, nullable=True),
+    # an undo retracts the label instead of deleting it: when, and by whom (the labeller)
+    Column("retracted_at", DateTime, nullable=True),
+    Column("retracted_by", String(200), nullable=True),
     Index("ix_labels_item_id", "item_id"),
     Index("ix_labels_worker_id_created_at", "worker_id", "created_at"),
 )
@@ -241,8 +246,26 @@ suspect_labels = Table(
     Index("ix_suspect_labels_run_id_score", "run_id", "score"),
 )
 
+# The team: one row per labeller. `name` is what labels, leases, hand-outs and skips
+# record as worker_id; `name_key` (trimmed, case-folded) keeps "Alice" and " alice " one
+# labeller. `key_hash` is the SHA-256 of the personal link's key (NULL: no key yet, a
+# name typed with LABELLER_KEYS=off). Only the owner role reads this table; the page
+# looks a key up through a SECURITY DEFINER function (migration 0004).
+labellers = Table(
+    "labellers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("name_key", String(200), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=True, unique=True),
+    Column("enabled", Boolean, nullable=False, default=True, server_default=text("true")),
+    Column("created_at", DateTime, nullable=False, default=utcnow),
+    Column("last_seen_at", DateTime, nullable=True),
+    Column("rotated_at", DateTime, nullable=True),
+)
+
 TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state,
-          quality_runs, agreement, suspect_labels]
+          quality_runs, agreement, suspect_labels, labellers]
 
 
 def default_sqlite_path(url: str) -> str | None:

@@ -38,6 +38,14 @@ class NothingToUndoError(QueueError, IndexError):
     pass
 
 
+class LinkNotValidError(QueueError):
+    """The personal link's key is missing, malformed, unknown, rotated away or disabled."""
+
+
+class LabellerError(SmartlabelError):
+    """A `smartlabel labellers` command was refused (name taken, unknown name, bad name)."""
+
+
 class ImportFileError(SmartlabelError):
     """A file to import is malformed; the message names file, line and column."""
 
@@ -51,10 +59,12 @@ class QualityInputError(SmartlabelError, ValueError):
 UNREACHABLE = "unreachable"  # the database cannot be reached (or refused the login)
 NO_SCHEMA = "no schema"      # the database has no smartlabel tables
 SCHEMA = "schema"            # a statement the schema does not fit (not migrated to this code?)
+PRIVILEGE = "privilege"      # the database role may not do this (least-privilege roles)
 OURS = "ours"                # a SmartlabelError: its message already says what to do
 OTHER = "other"
 
 _UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for "relation ... does not exist"
+_INSUFFICIENT_PRIVILEGE = "42501"  # "permission denied for table ..."
 # SQLite reports these as OperationalError (PostgreSQL: ProgrammingError), like a lost connection
 _SQLITE_SCHEMA = ("no such column", "has no column named")
 
@@ -68,6 +78,8 @@ def error_kind(exc: BaseException) -> str:
         # psycopg2 errors carry a SQLSTATE; sqlite3 says it only in words
         if getattr(exc.orig, "pgcode", None) == _UNDEFINED_TABLE or said.startswith("no such table"):
             return NO_SCHEMA
+        if getattr(exc.orig, "pgcode", None) == _INSUFFICIENT_PRIVILEGE:
+            return PRIVILEGE
         if isinstance(exc, ProgrammingError) or said.startswith(_SQLITE_SCHEMA):
             return SCHEMA
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
@@ -94,6 +106,10 @@ def describe_error(exc: BaseException, database=None) -> str:
                 "Check DATABASE_URL and that the database server is running.")
     if kind == NO_SCHEMA:
         return f"the database{at} has no smartlabel tables ({first}): run `smartlabel db upgrade`"
+    if kind == PRIVILEGE:
+        who = f" ({_user(database)})" if database is not None else ""
+        return (f"the database role{who} may not do this: {first}. Run it with a DATABASE_URL of a role "
+                "that may (the owner's, for `smartlabel db upgrade`, `db roles` and `labellers`)")
     if kind == SCHEMA:
         return f"database error: {first}; is the schema current? Run `smartlabel db upgrade`"
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
@@ -105,6 +121,13 @@ def _first_line(exc: BaseException) -> str:
 
     lines = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()
     return lines[0].strip() if lines else ""
+
+
+def _user(database) -> str:
+    from sqlalchemy.engine import Engine, make_url
+
+    url = database.url if isinstance(database, Engine) else make_url(database)
+    return url.username or "?"
 
 
 def _shown_url(database) -> str:

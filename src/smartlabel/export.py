@@ -11,6 +11,13 @@
   Predictions come from the newest auto-label run that still has predictions,
   else from the queue's current run (open posts only). Streams in id order
   (bounded memory), CSV or JSON Lines, written to a temporary file then renamed.
+- Safe CSV (OWASP's advice against formula injection): a text cell that starts with
+  `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`, so a
+  spreadsheet shows it as text instead of running it (`=HYPERLINK(...)`, `+cmd|...`, a
+  labeller named `=...`). Text such as "-5 degrees" gets the `'` too: a spreadsheet would
+  otherwise try to read it as a formula, and the cost is one visible character in a
+  cell that is text anyway. Numbers are written as numbers. `raw=True` (`--raw`) writes
+  cells as they are, for programs that read the CSV; JSON Lines is never changed.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ log = logging.getLogger("smartlabel.export")
 EXPORT_BATCH = 2000
 # an auto-label run's priorities: least sure first, for a human review
 AUTOLABEL_ACQUISITION = "certainty"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_COLUMNS = ["id", "external_id", "title", "selftext", "clean_selftext", "human_labels", "n_labels",
                   "agreed_label", "agreement", "suspect", "final_label", "label_source", "confidence",
                   "model_run", "extra"]
@@ -121,10 +129,35 @@ class ExportResult:
     model: int
     none: int
     source: str
+    escaped: int = 0  # CSV cells written with a leading ' (see safe_cell)
 
     def summary(self) -> str:
-        return (f"wrote {self.rows} post(s) to {self.path}: {self.human} human-labelled, {self.model} "
+        text = (f"wrote {self.rows} post(s) to {self.path}: {self.human} human-labelled, {self.model} "
                 f"model-labelled, {self.none} without a label; model labels from {self.source}")
+        if self.escaped:
+            text += (f"; {self.escaped} cell(s) starting with = + - @ tab or CR were written with a leading ' "
+                     "so a spreadsheet shows them as text (--raw writes them as they are)")
+        return text
+
+
+def safe_cell(value):
+    """A CSV cell a spreadsheet will not run as a formula: text starting with = + - @ tab or CR
+    gets a leading `'`; anything else (numbers included) is returned as it is."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_row(row: dict, raw: bool) -> tuple[dict, int]:
+    """The row as CSV cells (votes and extra flattened), and how many cells were escaped."""
+    flat = dict(row)
+    flat["human_labels"] = "; ".join(f"{v['worker_id']}: {v['label']}" for v in row["human_labels"])
+    flat["extra"] = json.dumps(row["extra"], ensure_ascii=False) if row["extra"] else ""
+    cells = {k: ("" if v is None else v) for k, v in flat.items()}
+    if raw:
+        return cells, 0
+    safe = {k: safe_cell(v) for k, v in cells.items()}
+    return safe, sum(safe[k] is not cells[k] for k in cells)
 
 
 def _export_rows(engine: Engine, run_id: int | None) -> Iterator[dict]:
@@ -155,7 +188,7 @@ def _export_rows(engine: Engine, run_id: int | None) -> Iterator[dict]:
 
 
 def export(out: str | os.PathLike, settings=None, *, engine: Engine | str | None = None,
-           fmt: str | None = None, progress: bool = True) -> ExportResult:
+           fmt: str | None = None, progress: bool = True, raw: bool = False) -> ExportResult:
     from tqdm import tqdm
 
     out = Path(out)
@@ -172,7 +205,7 @@ def export(out: str | os.PathLike, settings=None, *, engine: Engine | str | None
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     counts = {"human": 0, "model": 0, "none": 0}
-    n = 0
+    n = escaped = 0
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as fh, \
                 tqdm(total=total, desc=f"exporting to {out.name}", unit="post", disable=not progress) as bar:
@@ -184,10 +217,9 @@ def export(out: str | os.PathLike, settings=None, *, engine: Engine | str | None
                 counts[row["label_source"]] += 1
                 n += 1
                 if writer is not None:
-                    flat = dict(row)
-                    flat["human_labels"] = "; ".join(f"{v['worker_id']}: {v['label']}" for v in row["human_labels"])
-                    flat["extra"] = json.dumps(row["extra"], ensure_ascii=False) if row["extra"] else ""
-                    writer.writerow({k: ("" if v is None else v) for k, v in flat.items()})
+                    cells, k = _csv_row(row, raw)
+                    writer.writerow(cells)
+                    escaped += k
                 else:
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 if n % 500 == 0:
@@ -197,4 +229,4 @@ def export(out: str | os.PathLike, settings=None, *, engine: Engine | str | None
     finally:
         if tmp.exists():
             tmp.unlink()
-    return ExportResult(out, n, counts["human"], counts["model"], counts["none"], source)
+    return ExportResult(out, n, counts["human"], counts["model"], counts["none"], source, escaped)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -47,10 +47,11 @@ from smartlabel.errors import (
 # --- named queries -------------------------------------------------------------
 
 # Conditions the candidates are built from: nobody (or nobody else) holds a live lease,
-# this worker has not labelled it, nor skipped it.
+# this worker has not labelled it (a retracted label does not count), nor skipped it.
 _UNHELD = """NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
                     AND le.expires_at > :now {mine})"""
-_NOT_LABELLED_BY_ME = "NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)"
+_NOT_LABELLED_BY_ME = """NOT EXISTS (SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker
+                    AND l.retracted_at IS NULL)"""
 _NOT_SKIPPED = "AND NOT EXISTS (SELECT 1 FROM skips s WHERE s.item_id = i.id AND s.worker_id = :worker)"
 # open and held by no one (new hand-outs); or held by no one else (held, given)
 _FREE = f"NOT i.done AND {_UNHELD.format(mine='')} AND {_NOT_LABELLED_BY_ME}"
@@ -104,8 +105,9 @@ _CANDIDATES = {
         FROM suspect_labels sl JOIN quality_runs qr ON qr.run_id = sl.run_id JOIN items i ON i.id = sl.item_id
         WHERE sl.run_id = (SELECT MAX(run_id) FROM quality_runs) AND {_AVAILABLE}
           AND NOT EXISTS (SELECT 1 FROM labels r WHERE r.item_id = i.id AND r.handout_reason = 'review'
-                          AND r.created_at >= qr.computed_at)
-          AND (SELECT COUNT(*) FROM labels r WHERE r.item_id = i.id AND r.handout_reason = 'review') < 2
+                          AND r.retracted_at IS NULL AND r.created_at >= qr.computed_at)
+          AND (SELECT COUNT(*) FROM labels r WHERE r.item_id = i.id AND r.handout_reason = 'review'
+               AND r.retracted_at IS NULL) < 2
         ORDER BY sl.score DESC, i.rand_key LIMIT 1""",
     # one given item (undo gives it back), done or not: an undone audit or review label
     # leaves its post done, and the labeller still gets it back
@@ -171,6 +173,42 @@ _SINK_DONE = f"""
     WHERE item_id = :item_id AND run_id = {_CURRENT_RUN}
       AND EXISTS (SELECT 1 FROM items WHERE id = :item_id AND done)"""
 
+# submit: the newest hand-out of this post to this worker, whether they labelled it already,
+# the label
+_LAST_HANDOUT = """
+    SELECT handed_at, reason, run_id FROM handouts
+    WHERE item_id = :item_id AND worker_id = :worker ORDER BY id DESC LIMIT 1"""
+_MY_LIVE_LABEL = "SELECT 1 FROM labels WHERE item_id = :item_id AND worker_id = :worker AND retracted_at IS NULL"
+_INSERT_LABEL = """
+    INSERT INTO labels (item_id, label, worker_id, created_at, seconds_spent, handout_reason, run_id)
+    VALUES (:item_id, :label, :worker, :now, :spent, :reason, :run_id)"""
+# skip
+_HANDED_TO_ME = "SELECT 1 FROM handouts WHERE item_id = :item_id AND worker_id = :worker"
+_INSERT_SKIP = "INSERT INTO skips (item_id, worker_id, skipped_at) VALUES (:item_id, :worker, :now)"
+_DELETE_SKIP = "DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"
+_DELETE_LEASE = "DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker"
+# undo: this worker's newest live label (of one post, or of any post given on the page);
+# it is retracted, never deleted, and only ever the worker's own (worker_id in the WHERE)
+_MY_NEWEST_LABEL_OF = """
+    SELECT id, item_id FROM labels WHERE worker_id = :worker AND item_id = :item_id
+      AND retracted_at IS NULL ORDER BY id DESC LIMIT 1"""
+_MY_NEWEST_LABEL = """
+    SELECT id, item_id FROM labels WHERE worker_id = :worker AND retracted_at IS NULL
+      AND (handout_reason IS NULL OR handout_reason <> 'import') ORDER BY id DESC LIMIT 1"""
+_RETRACT = """
+    UPDATE labels SET retracted_at = :now, retracted_by = :worker
+    WHERE id = :id AND worker_id = :worker AND retracted_at IS NULL"""
+# progress
+_COUNT_ITEMS = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN done THEN 1 ELSE 0 END), 0) FROM items"
+_COUNT_MINE = "SELECT COUNT(*) FROM labels WHERE worker_id = :worker AND retracted_at IS NULL"
+_COUNT_LEASED = "SELECT COUNT(*) FROM leases WHERE expires_at > :now"
+# is anything still open for this worker (possibly held by others right now)?
+_ANY_OPEN_FOR = f"""
+    SELECT 1 FROM items i WHERE NOT i.done AND {_NOT_LABELLED_BY_ME}
+      AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
+                      AND le.expires_at > :now AND le.worker_id <> :worker)
+    LIMIT 1"""
+
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
 _ORDER = ("held", "priority", "unscored", "skipped")
 _EXPLORE_ORDER = ("held", "random", "priority", "unscored", "skipped")
@@ -184,7 +222,9 @@ class LabelQueue:
     """One labeller's view of the shared queue (one instance per browser tab)."""
 
     def __init__(self, database_url_or_engine: str | Engine | None = None, worker_id: str | None = None,
-                 *, settings=None, rng: random.Random | None = None):
+                 *, settings=None, rng: random.Random | None = None, guard: Callable[[], None] | None = None):
+        """`guard`, when given, runs before every pop, submit, skip and undo and raises to refuse
+        it (the page passes one that checks the personal link's key is still valid)."""
         if settings is None:
             from smartlabel.settings import load_settings
 
@@ -200,6 +240,7 @@ class LabelQueue:
         self.audit_share = float(settings.audit_share)
         self.review_share = float(settings.review_share)
         self._rng = rng or random.Random()
+        self._guard = guard
         self._pg = is_postgres(self.engine)
         # this session's hand-outs, newest last: [item_id, state] with state
         # 'pending' (shown, not yet labelled), 'labelled' or 'skipped'
@@ -222,7 +263,7 @@ class LabelQueue:
 
     def pop(self) -> tuple[int, dict]:
         """Hand this worker the most useful open item; IndexError when none is left."""
-        worker = self._worker()
+        worker = self._authorised()
         while self._return_first:
             item_id = self._return_first.pop()
             if self._claim(("given",), item_id=item_id, reason="undo"):
@@ -241,7 +282,7 @@ class LabelQueue:
 
     def submit(self, item_id: int, label: str) -> None:
         """Store this worker's label for an item they were handed (never overwrites)."""
-        worker = self._worker()
+        worker = self._authorised()
         if label not in self.labels:
             raise UnknownLabelError(
                 f"{label!r} is not one of the labels {self.labels}; pick one of them "
@@ -250,33 +291,21 @@ class LabelQueue:
         with immediate(self.engine) as conn:
             self._lock_item(conn, item_id)
             now = utcnow()  # after the lock: the label's time orders it after the hand-out
-            held = conn.execute(
-                text("""SELECT handed_at, reason, run_id FROM handouts
-                        WHERE item_id = :item_id AND worker_id = :worker
-                        ORDER BY id DESC LIMIT 1"""),
-                {"item_id": item_id, "worker": worker},
-            ).first()
+            mine = {"item_id": item_id, "worker": worker}
+            held = conn.execute(text(_LAST_HANDOUT), mine).first()
             if held is None:
                 raise NotHeldError(
                     f"post {item_id} was never handed to {worker!r}; label the post the page shows "
                     "(reload the page if it is stale)"
                 )
-            if conn.execute(
-                text("SELECT 1 FROM labels WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            ).first():
+            if conn.execute(text(_MY_LIVE_LABEL), mine).first():
                 self._mark(item_id, "labelled")  # a stale post must not come back through undo
                 raise AlreadyLabelledError(
                     f"{worker!r} already labelled post {item_id}; use undo to change that label"
                 )
-            conn.execute(
-                text("""INSERT INTO labels (item_id, label, worker_id, created_at, seconds_spent,
-                                            handout_reason, run_id)
-                        VALUES (:item_id, :label, :worker, :now, :spent, :reason, :run_id)"""),
-                {"item_id": item_id, "label": label, "worker": worker, "now": now,
-                 "spent": max(0.0, (now - as_datetime(held.handed_at)).total_seconds()),
-                 "reason": held.reason, "run_id": held.run_id},
-            )
+            conn.execute(text(_INSERT_LABEL), {
+                **mine, "label": label, "now": now, "reason": held.reason, "run_id": held.run_id,
+                "spent": max(0.0, (now - as_datetime(held.handed_at)).total_seconds())})
             store_items.recount(conn, [item_id], self.overlap)
             conn.execute(text(_SINK_DONE), {"item_id": item_id, "floor": DONE_PRIORITY})
             _release(conn, item_id, worker)
@@ -284,20 +313,15 @@ class LabelQueue:
 
     def skip(self, item_id: int) -> None:
         """Give the item back to the pool and lower it for this worker only."""
-        worker = self._worker()
+        worker = self._authorised()
         now = utcnow()
+        mine = {"item_id": item_id, "worker": worker}
         with immediate(self.engine) as conn:
             self._lock_item(conn, item_id)
-            if not conn.execute(
-                text("SELECT 1 FROM handouts WHERE item_id = :item_id AND worker_id = :worker"),
-                {"item_id": item_id, "worker": worker},
-            ).first():
+            if not conn.execute(text(_HANDED_TO_ME), mine).first():
                 raise NotHeldError(f"post {item_id} was never handed to {worker!r}; nothing to skip")
             _release(conn, item_id, worker)
-            conn.execute(
-                text("INSERT INTO skips (item_id, worker_id, skipped_at) VALUES (:item_id, :worker, :now)"),
-                {"item_id": item_id, "worker": worker, "now": now},
-            )
+            conn.execute(text(_INSERT_SKIP), {**mine, "now": now})
         self._mark(item_id, "skipped")
 
     def undo(self) -> int:
@@ -305,39 +329,29 @@ class LabelQueue:
 
         The newest post shown but not labelled is put back to be shown again;
         otherwise this worker's newest label (this session's, or the newest in
-        the database after a reload) is deleted and its post handed back first.
+        the database after a reload) is retracted (`retracted_at`, `retracted_by`: it
+        stays in `labels`, every count and the training data leave it out) and its post
+        handed back first. Only this worker's own labels are ever retracted.
         """
-        worker = self._worker()
+        worker = self._authorised()
         if self._history and self._history[-1][1] in ("pending", "skipped"):
             item_id, state = self._history.pop()
             if state == "skipped":
                 with immediate(self.engine) as conn:
-                    conn.execute(
-                        text("DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"),
-                        {"item_id": item_id, "worker": worker},
-                    )
+                    conn.execute(text(_DELETE_SKIP), {"item_id": item_id, "worker": worker})
             self._return_first.append(item_id)
             return item_id
         now = utcnow()
         with immediate(self.engine) as conn:
             if self._history:
-                item_id = self._history[-1][0]
-                row = conn.execute(
-                    text("""SELECT id, item_id FROM labels WHERE worker_id = :worker AND item_id = :item_id
-                            ORDER BY id DESC LIMIT 1"""),
-                    {"worker": worker, "item_id": item_id},
-                ).first()
+                row = conn.execute(text(_MY_NEWEST_LABEL_OF),
+                                   {"worker": worker, "item_id": self._history[-1][0]}).first()
             else:
-                row = conn.execute(
-                    text("""SELECT id, item_id FROM labels WHERE worker_id = :worker
-                            AND (handout_reason IS NULL OR handout_reason <> 'import')
-                            ORDER BY id DESC LIMIT 1"""),
-                    {"worker": worker},
-                ).first()
+                row = conn.execute(text(_MY_NEWEST_LABEL), {"worker": worker}).first()
             if row is None:
                 raise NothingToUndoError(f"nothing to undo: {worker!r} has no label to take back")
             self._lock_item(conn, row.item_id)
-            conn.execute(text("DELETE FROM labels WHERE id = :id"), {"id": row.id})
+            conn.execute(text(_RETRACT), {"id": row.id, "worker": worker, "now": now})
             store_items.recount(conn, [row.item_id], self.overlap)
             # hand it straight back to this worker (if no one else holds it now)
             conn.execute(
@@ -353,18 +367,12 @@ class LabelQueue:
     # --- extras -----------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """Items in all, done, labelled by this worker, left, held right now."""
+        """Items in all, done, labelled by this worker (retracted labels left out), left, held right now."""
         now = utcnow()
         with self.engine.connect() as conn:
-            total, done = conn.execute(
-                text("SELECT COUNT(*), COALESCE(SUM(CASE WHEN done THEN 1 ELSE 0 END), 0) FROM items")
-            ).one()
-            mine = conn.execute(
-                text("SELECT COUNT(*) FROM labels WHERE worker_id = :worker"), {"worker": self.worker_id or ""}
-            ).scalar_one()
-            leased = conn.execute(
-                text("SELECT COUNT(*) FROM leases WHERE expires_at > :now"), {"now": now}
-            ).scalar_one()
+            total, done = conn.execute(text(_COUNT_ITEMS)).one()
+            mine = conn.execute(text(_COUNT_MINE), {"worker": self.worker_id or ""}).scalar_one()
+            leased = conn.execute(text(_COUNT_LEASED), {"now": now}).scalar_one()
         return {"total": int(total), "done": int(done), "labelled_by_me": int(mine),
                 "left": int(total) - int(done), "leased": int(leased)}
 
@@ -387,6 +395,13 @@ class LabelQueue:
         if not self.worker_id or not str(self.worker_id).strip():
             raise QueueError("no labeller name set: set worker_id before asking for posts")
         return str(self.worker_id)
+
+    def _authorised(self) -> str:
+        """The worker id, once the guard (if any) let this step go ahead."""
+        worker = self._worker()
+        if self._guard is not None:
+            self._guard()
+        return worker
 
     def _handed(self, item_id: int, reason: str) -> tuple[int, dict]:
         self._history.append([item_id, "pending"])
@@ -456,18 +471,10 @@ class LabelQueue:
     def _any_open_for(self, worker: str) -> bool:
         """Is anything still open for this worker (possibly held by others right now)?"""
         with self.engine.connect() as conn:
-            return conn.execute(
-                text("""SELECT 1 FROM items i WHERE NOT i.done AND NOT EXISTS (
-                            SELECT 1 FROM labels l WHERE l.item_id = i.id AND l.worker_id = :worker)
-                        AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
-                            AND le.expires_at > :now AND le.worker_id <> :worker)
-                        LIMIT 1"""),
-                {"worker": worker, "now": utcnow()},
-            ).first() is not None
+            return conn.execute(text(_ANY_OPEN_FOR), {"worker": worker, "now": utcnow()}).first() is not None
 
 
 def _release(conn: Connection, item_id: int, worker: str) -> None:
     """Drop this worker's lease and skip mark on an item."""
-    for sql in ("DELETE FROM leases WHERE item_id = :item_id AND worker_id = :worker",
-                "DELETE FROM skips WHERE item_id = :item_id AND worker_id = :worker"):
+    for sql in (_DELETE_LEASE, _DELETE_SKIP):
         conn.execute(text(sql), {"item_id": item_id, "worker": worker})

@@ -43,9 +43,14 @@ class Page:
 
 LABELLING = Page("Labelling page", "voila-interface.ipynb", "serve", "VOILA_TOKEN", "label",
                  port=lambda s: s.voila_port, token=lambda s: s.voila_token)
+# The dashboard never falls back to VOILA_TOKEN: every labeller holds that one.
 DASHBOARD = Page("Admin dashboard", "admin-dashboard.ipynb", "dashboard", "DASHBOARD_TOKEN",
                  "see labeller names and scores",
-                 port=lambda s: s.dashboard_port, token=lambda s: s.dashboard_token or s.voila_token)
+                 port=lambda s: s.dashboard_port, token=lambda s: s.dashboard_token)
+# Secrets a kernel never needs: Voila checks the token (it gets it on its command line), and a
+# labeller's kernel must not hold the admin's token or the database roles' passwords.
+NOT_FOR_KERNELS = ("VOILA_TOKEN", "DASHBOARD_TOKEN", "POSTGRES_PASSWORD", "LABELLER_DB_PASSWORD",
+                   "ORCHESTRATOR_DB_PASSWORD", "READER_DB_PASSWORD")
 
 
 def find_notebook(page: Page, notebook: Path | None = None) -> Path:
@@ -70,6 +75,13 @@ def resolve_token(token: str | None, no_token: bool, default: str) -> str:
     return default if token is None else token
 
 
+def check_dashboard_token(page: Page, token: str, settings) -> None:
+    """The dashboard refuses the labellers' token (ConfigError), whichever way it was given."""
+    if page is DASHBOARD and token and token == settings.voila_token:
+        raise ConfigError("the dashboard's token is VOILA_TOKEN, which every labeller holds: give it a token "
+                          "of its own (DASHBOARD_TOKEN; `make env` writes one)")
+
+
 def check_port(port: int) -> int:
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port} is not a port number (1-65535)")
@@ -89,12 +101,14 @@ def kernel_environment(settings, database_url: str | None = None) -> dict[str, s
     Settings that came from `.env` or defaults are exported, so a kernel (which runs in
     the notebook's folder) sees exactly what the launcher saw; `database_url` overrides
     DATABASE_URL. From a source checkout, kernels import this same code (PYTHONPATH).
+    Tokens and database passwords other than DATABASE_URL's stay out (NOT_FOR_KERNELS).
     """
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_KERNELS}
     if database_url:
         env["DATABASE_URL"] = database_url
     for name, value in settings.model_dump().items():
-        env.setdefault(name.upper(), json.dumps(value) if isinstance(value, (list, tuple)) else str(value))
+        if name.upper() not in NOT_FOR_KERNELS:
+            env.setdefault(name.upper(), json.dumps(value) if isinstance(value, (list, tuple)) else str(value))
     if PACKAGE_ROOT.name == "src":
         rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != PACKAGE_ROOT]
         env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT), *rest])
@@ -148,6 +162,7 @@ def prepare(page: Page, settings, *, host: str, port: int | None = None, token: 
             no_token: bool = False, notebook: Path | None = None, database_url: str | None = None) -> Launch:
     """Check the options (one clear ConfigError) and decide how Voila is started."""
     token = resolve_token(token, no_token, page.token(settings))
+    check_dashboard_token(page, token, settings)
     port = check_port(page.port(settings) if port is None else port)
     return Launch(page, find_notebook(page, notebook), host, port, token,
                   kernel_environment(settings, database_url))

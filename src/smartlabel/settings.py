@@ -6,6 +6,7 @@ Every field here is listed in the README's settings table (a test checks both wa
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -18,8 +19,10 @@ DEFAULT_DATABASE_URL = "sqlite:///data/smartlabel.db"
 
 
 class Settings(BaseSettings):
+    # An empty variable means "not set" (the default applies): docker compose passes every
+    # setting as `NAME: ${NAME:-}`, empty when .env leaves it out.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False, env_ignore_empty=True
     )
 
     database_url: str = Field(
@@ -88,7 +91,22 @@ class Settings(BaseSettings):
     )
     dashboard_port: int = Field(8867, description="Port of the admin dashboard page.")
     dashboard_token: str = Field(
-        "", description="Access token for the admin dashboard (empty: the same as `VOILA_TOKEN`)."
+        "", description="Access token for the admin dashboard, never the labellers' `VOILA_TOKEN` "
+        "(empty: no token, for a dashboard on 127.0.0.1 only)."
+    )
+
+    # --- a labelling team on the internet (issue 13) ---
+    labeller_keys: Literal["off", "required"] = Field(
+        "off", description="`required`: the page accepts only a labeller's personal link "
+        "(`smartlabel labellers add NAME`); `off`: labellers type their name (one trusted machine)."
+    )
+    domain: str = Field(
+        "", description="Public domain name of the labelling page: the HTTPS proxy gets a certificate "
+        "for it, personal links are `https://DOMAIN/?key=...` (empty: see the team guide)."
+    )
+    page_url: str = Field(
+        "", description="Address labellers open, for the links `smartlabel labellers` prints "
+        "(default: `https://DOMAIN/`, else this machine's page address)."
     )
 
     @field_validator("labels", mode="before")
@@ -110,6 +128,23 @@ class Settings(BaseSettings):
         labels = [str(v).strip() for v in value if str(v).strip()]
         return labels
 
+    @field_validator("domain")
+    @classmethod
+    def _check_domain(cls, value: str) -> str:
+        value = value.strip().rstrip(".").lower()
+        if value and not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*", value):
+            raise ValueError(f"{value!r} is not a domain name: give the name only, e.g. label.example.org "
+                             "(no https://, no path, no port)")
+        return value
+
+    @field_validator("page_url")
+    @classmethod
+    def _check_page_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(f"{value!r} is not a page address: use https://HOST/ (no query string)")
+        return value
+
     @field_validator("acquisition")
     @classmethod
     def _check_acquisition(cls, value: str) -> str:
@@ -127,6 +162,9 @@ class Settings(BaseSettings):
             raise ValueError(f"LABELS needs at least two tags, or the name of a preset ({presets})")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("LABELS has a tag twice")
+        if self.dashboard_token and self.dashboard_token == self.voila_token:
+            raise ValueError("DASHBOARD_TOKEN is the same as VOILA_TOKEN, which every labeller holds: "
+                             "give the dashboard a token of its own (`make env` writes one)")
         return self
 
 

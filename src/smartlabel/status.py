@@ -39,9 +39,10 @@ def print_status(engine: Engine, labels: list[str], console=None) -> dict:
     data = status_data(engine)
     c = data["counts"]
     t = Table(title="Posts", show_header=True)
-    for col in ("items", "labelled", "agreed label", "done", "leased now", "labels", "labellers"):
+    for col in ("items", "labelled", "agreed label", "done", "leased now", "labels", "labellers", "retracted"):
         t.add_column(col, justify="right")
-    t.add_row(*(str(c[k]) for k in ("items", "labelled", "agreed", "done", "leased", "labels", "labellers")))
+    t.add_row(*(str(c[k]) for k in ("items", "labelled", "agreed", "done", "leased", "labels", "labellers",
+                                    "retracted")))
     console.print(t)
 
     t = Table(title="Labels per class", show_header=True)

@@ -1,8 +1,15 @@
-"""The page around the labelling widget: header, name prompt, and problems shown in place.
+"""The page around the labelling widget: who is labelling, and problems shown in place.
 
-The labeller's name comes from `?worker=NAME` (Voila hands the page's query string to
-the kernel as the QUERY_STRING environment variable) or from a name box; once typed, a
-small script writes it into the browser's address bar, so a reload keeps it.
+Who is labelling (Voila hands the page's query string to the kernel as the QUERY_STRING
+environment variable):
+- a personal link's `?key=...` (`smartlabel labellers add NAME`): the page shows
+  "Labelling as NAME" without asking, and checks the key again before every step, so a
+  rotated or disabled key stops an open page at its next click. With LABELLER_KEYS=required
+  nothing else is accepted: a missing or bad key gets the "link not valid" page, with
+  nothing handed out and nothing written, and `?worker=` is ignored;
+- with LABELLER_KEYS=off, `?worker=NAME` or the name box; once typed, a small script
+  writes the name into the browser's address bar, so a reload keeps it. Either way the
+  name is the labeller's canonical one ("alice" is Alice if Alice was there first).
 
 The widget module imports superintendent, which takes a while: it is imported in a
 warm-up thread while the labeller types their name, and `start` imports it again (at
@@ -22,13 +29,13 @@ from importlib.resources import files
 import ipywidgets as widgets
 from IPython.display import Javascript, display
 
-from smartlabel.interface.render import esc, log_exception, problem_html
+from smartlabel.interface.render import esc, invalid_link_html, log_exception, problem_html
+from smartlabel.labellers import MAX_NAME_CHARS, clean_name
 
 # A click (or key) that reaches the kernel sooner than this after a post was shown is the
 # second half of a double click meant for the previous post: it is ignored, so it cannot
 # label a post nobody has read yet.
 MIN_SECONDS_ON_POST = 0.25
-MAX_NAME_CHARS = 100
 PAGE_TITLE = "smartlabel: labelling"
 WIDGET_MODULE = "smartlabel.interface.widget"
 CSS = f"<style>\n{files(__package__).joinpath('page.css').read_text(encoding='utf-8')}</style>"
@@ -47,18 +54,24 @@ def _import_widget_module() -> None:
         log_exception("importing superintendent")
 
 
+def _parameter(query_string: str | None, name: str) -> str:
+    values = urllib.parse.parse_qs(query_string or "", keep_blank_values=True).get(name) or [""]
+    return values[0]
+
+
 def worker_from_query(query_string: str | None) -> str:
     """The `worker` parameter of a URL query string ('' when absent)."""
-    values = urllib.parse.parse_qs(query_string or "", keep_blank_values=True).get("worker") or [""]
-    return clean_name(values[0])
+    return clean_name(_parameter(query_string, "worker"))
 
 
-def clean_name(name: str | None) -> str:
-    return " ".join((name or "").split())
+def key_from_query(query_string: str | None) -> str:
+    """The `key` parameter of a URL query string ('' when absent)."""
+    return _parameter(query_string, "key").strip()
 
 
 class LabellingPage(widgets.VBox):
-    """The whole page: name prompt, then the labelling widget (or a clear message)."""
+    """The whole page: who labels (personal link, or the name prompt), then the labelling widget
+    (or a clear message: a link that is not valid, a problem with Retry)."""
 
     def __init__(self, settings=None, query_string: str | None = None, *,
                  min_seconds_on_post: float = MIN_SECONDS_ON_POST):
@@ -68,6 +81,7 @@ class LabellingPage(widgets.VBox):
         self.settings = settings
         self.worker: str = ""
         self.widget = None
+        self._engine = None
         self.style_html = widgets.HTML(CSS)
         self.header = widgets.HTML()
         self.body = widgets.VBox()
@@ -84,6 +98,10 @@ class LabellingPage(widgets.VBox):
                 self._show_problem(exc, "reading the settings",
                                    "Fix the setting (environment or .env) and restart the page.")
                 return
+        key = key_from_query(query_string)
+        if key or self.settings.labeller_keys == "required":
+            self._start_with_key(key)
+            return
         self._build_name_prompt()
         self.body.children = [self.ask]
         worker = worker_from_query(query_string)
@@ -111,7 +129,7 @@ class LabellingPage(widgets.VBox):
         ])
 
     def start(self, name: str) -> None:
-        """Begin labelling as `name` (from the box or ?worker=)."""
+        """Begin labelling as the typed `name` (from the box or ?worker=; LABELLER_KEYS=off)."""
         if self.widget is not None:
             return
         name = clean_name(name)
@@ -122,15 +140,49 @@ class LabellingPage(widgets.VBox):
             self.name_error.value = (f"<p class='sl-notice'>That name is longer than {MAX_NAME_CHARS} "
                                      "characters; use a shorter one.</p>")
             return
+        try:
+            from smartlabel import labellers
+
+            canonical, enabled = labellers.labeller_for_name(self._database(), name)
+        except Exception as exc:
+            log_exception("looking the name up")
+            self._show_problem(exc, "looking your name up", "Press Retry when it is back.",
+                               retry=lambda: self.start(name))
+            return
+        if not enabled:
+            self.name_error.value = (f"<p class='sl-notice'>{esc(canonical)} may not label now: "
+                                     "ask your admin.</p>")
+            return
+        self._remember_name(canonical)
+        self._begin(canonical)
+
+    def _start_with_key(self, key: str) -> None:
+        """Begin labelling as the owner of the personal link's key, or show that it is not valid."""
+        try:
+            from smartlabel import labellers
+
+            engine = self._database()
+            name = labellers.name_for_key(engine, key)
+        except Exception as exc:
+            log_exception("checking the personal link")
+            self._show_problem(exc, "checking your personal link", "Press Retry when it is back.",
+                               retry=lambda: self._start_with_key(key))
+            return
+        if name is None:
+            self.body.children = [widgets.HTML(invalid_link_html())]
+            return
+        self._set_title(name)
+        self._begin(name, guard=labellers.key_guard(engine, key, name))
+
+    def _begin(self, name: str, guard=None) -> None:
         self.worker = name
         self._set_header()
-        self._remember_name(name)
         self.body.children = [widgets.HTML("<p>Loading your first post…</p>")]
         try:
             from smartlabel.interface.widget import LabellingWidget
             from smartlabel.queue import LabelQueue
 
-            queue = LabelQueue(self.settings.database_url, name, settings=self.settings)
+            queue = LabelQueue(self._database(), name, settings=self.settings, guard=guard)
             self.widget = LabellingWidget(queue, list(self.settings.labels),
                                           min_seconds_on_post=self.min_seconds_on_post)
         except Exception as exc:
@@ -139,17 +191,28 @@ class LabellingPage(widgets.VBox):
             return
         self.body.children = [self.widget]
 
+    def _database(self):
+        if self._engine is None:
+            from smartlabel.db import make_engine
+
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
     def _remember_name(self, name: str) -> None:
         """Put ?worker=NAME into the address bar (no reload), so a reload keeps the name."""
-        value = json.dumps(name).replace("<", "\\u003c").replace(">", "\\u003e")
-        title = json.dumps(f"{PAGE_TITLE} ({name})").replace("<", "\\u003c").replace(">", "\\u003e")
+        self._script(f" u.searchParams.set('worker', {_js(name)});"
+                     " window.history.replaceState(window.history.state, '', u.toString());", name)
+
+    def _set_title(self, name: str) -> None:
+        self._script("", name)
+
+    def _script(self, change_url: str, name: str) -> None:
+        title = _js(f"{PAGE_TITLE} ({name})")
         self.script.clear_output()
         with self.script:
             display(Javascript(
                 "(function () { try { var u = new URL(window.location.href);"
-                f" u.searchParams.set('worker', {value});"
-                " window.history.replaceState(window.history.state, '', u.toString());"
-                f" document.title = {title}; }} catch (e) {{ console.warn(e); }} }})();"
+                f"{change_url} document.title = {title}; }} catch (e) {{ console.warn(e); }} }})();"
             ))
 
     # -- frame -------------------------------------------------------------------------
@@ -159,8 +222,19 @@ class LabellingPage(widgets.VBox):
                if self.worker else "")
         self.header.value = f"<div class='sl-header'><span class='sl-brand'>smartlabel</span>{who}</div>"
 
-    def _show_problem(self, exc, what, advice):
-        self.body.children = [widgets.HTML(problem_html(exc, what, advice))]
+    def _show_problem(self, exc, what, advice, retry=None):
+        """The problem in place of the page; with `retry`, a Retry button that runs it."""
+        children = [widgets.HTML(problem_html(exc, what, advice, self._engine))]
+        if retry is not None:
+            button = widgets.Button(description="Retry", icon="refresh", button_style="warning")
+            button.on_click(lambda _=None: retry())
+            children.append(button)
+        self.body.children = children
+
+
+def _js(value: str) -> str:
+    """A JavaScript string literal that cannot close the script it sits in."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def labelling_page(settings=None, query_string: str | None = None) -> widgets.Widget:

@@ -12,7 +12,9 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from smartlabel.errors import NO_SCHEMA, OURS, SCHEMA, UNREACHABLE, ConfigError, describe_error, error_kind
+from smartlabel.errors import (
+    NO_SCHEMA, OURS, PRIVILEGE, SCHEMA, UNREACHABLE, ConfigError, describe_error, error_kind,
+)
 
 # Posts whose label must not lean on the model: the random sample measures the model, an
 # audit is an independent second opinion, a review questions a label the model disputes.
@@ -22,6 +24,7 @@ HEADLINES = {
     UNREACHABLE: "The database cannot be reached right now.",
     NO_SCHEMA: "The database has no smartlabel tables yet.",
     SCHEMA: "The database does not fit this version of smartlabel.",
+    PRIVILEGE: "The page's database role may not do this.",
     OURS: "The page cannot continue.",
 }
 
@@ -139,6 +142,14 @@ def problem_html(exc: BaseException, what: str, advice: str, database=None) -> s
     headline, detail = describe_problem(exc, database)
     return (f"<div class='sl-error'><h2>{esc(headline)}</h2><p>{esc(advice)}</p>"
             f"<div class='sl-error-detail'>While {esc(what)}: {esc(detail)}</div></div>")
+
+
+def invalid_link_html() -> str:
+    """The page for a personal link that is missing, malformed, rotated away or disabled."""
+    from smartlabel.labellers import LINK_NOT_VALID
+
+    return (f"<div class='sl-error sl-invalid-link'><h2>{esc(LINK_NOT_VALID)}</h2>"
+            "<p>Nothing was saved from this page. Your admin can send you a new link.</p></div>")
 
 
 def log_exception(where: str) -> None:

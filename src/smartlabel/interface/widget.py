@@ -21,9 +21,12 @@ import ipywidgets as widgets
 from ipyannotations.generic import ClassLabeller
 from IPython.display import display
 
-from smartlabel.errors import AlreadyLabelledError, NotHeldError, NothingToUndoError, UnknownItemError
+from smartlabel.errors import (
+    AlreadyLabelledError, LinkNotValidError, NotHeldError, NothingToUndoError, UnknownItemError,
+)
 from smartlabel.interface.render import (
-    describe_problem, esc, log_exception, model_line_html, problem_html, render_post_html, status_html,
+    describe_problem, esc, invalid_link_html, log_exception, model_line_html, problem_html, render_post_html,
+    status_html,
 )
 from smartlabel.interface.stand_ins import import_superintendent
 from smartlabel.store import runs
@@ -174,6 +177,9 @@ class LabellingWidget(Superintendent):
             if self._state == "item":
                 self.queue.undo()  # put the post on screen back
             self.queue.undo()      # take back the last label (or skip) and show its post
+        except LinkNotValidError:
+            self._render_invalid_link()
+            return
         except NothingToUndoError:
             self._pending_notice = "Nothing to undo yet."
             if self._state == "item":  # the same post comes back: keep why it was chosen
@@ -233,6 +239,10 @@ class LabellingWidget(Superintendent):
         while True:
             try:
                 return fn()
+            except LinkNotValidError:  # the key was rotated or disabled: this page is done
+                self._render_invalid_link()
+                yield
+                continue
             except Exception as exc:
                 if stale_ok and isinstance(exc, STALE):
                     self._pending_notice = f"That post was not saved: {exc}. Moving on."
@@ -276,6 +286,11 @@ class LabellingWidget(Superintendent):
     def _display_post(self, item):
         self.post.value = render_post_html(item)
         display(self.post)
+
+    def _render_invalid_link(self):
+        self._current = None
+        self.message.value = invalid_link_html()
+        self._enter("broken")
 
     def _render_error(self, exc, what, final: bool = False):
         self._current = None

@@ -23,11 +23,14 @@ MAX_ID = sql("SELECT COALESCE(MAX(id), 0) FROM items")
 BY_HASH = sql("SELECT id, content_hash, external_id FROM items WHERE content_hash IN :hashes", "hashes")
 BY_EXTERNAL_ID = sql("SELECT id, content_hash, external_id FROM items WHERE external_id IN :ids", "ids")
 
-# label_count = distinct labellers of the post; done once OVERLAP of them labelled it.
+# label_count = distinct labellers of the post (retracted labels left out); done once
+# OVERLAP of them labelled it.
 RECOUNT = sql("""
     UPDATE items SET
-        label_count = (SELECT COUNT(DISTINCT l.worker_id) FROM labels l WHERE l.item_id = items.id),
-        done = (SELECT COUNT(DISTINCT l.worker_id) FROM labels l WHERE l.item_id = items.id) >= :overlap
+        label_count = (SELECT COUNT(DISTINCT l.worker_id) FROM labels l
+                       WHERE l.item_id = items.id AND l.retracted_at IS NULL),
+        done = (SELECT COUNT(DISTINCT l.worker_id) FROM labels l
+                WHERE l.item_id = items.id AND l.retracted_at IS NULL) >= :overlap
     WHERE id IN :ids""", "ids")
 
 

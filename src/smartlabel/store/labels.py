@@ -1,5 +1,6 @@
-"""Human decisions (`labels`, one row each, never updated): what the model trains on, the
-rows agreement is computed from, counts per class and per labeller, the importer's inserts."""
+"""Human decisions (`labels`, one row each, never deleted; an undo retracts one): what the
+model trains on, the rows agreement is computed from, counts per class and per labeller,
+who retracted what, the importer's inserts."""
 
 from __future__ import annotations
 
@@ -14,23 +15,36 @@ from sqlalchemy.engine import Connection, Engine
 from smartlabel.db import labels
 from smartlabel.store import chunks, reading, sql, writing
 
+# Every read leaves retracted labels out (an undo retracts, it never deletes), except the
+# ones that show retractions to an admin (RETRACTED, labeller_stats.retracted).
+LIVE = "retracted_at IS NULL"
 AGREED = sql("SELECT a.item_id, a.agreed_label FROM agreed_labels a ORDER BY a.item_id")
 # posts handed out at random (exploration): the unbiased audit sample
-RANDOM_SAMPLE = sql("SELECT DISTINCT item_id FROM labels WHERE handout_reason = 'random'")
-ROWS = sql("SELECT item_id, worker_id, label FROM labels ORDER BY id")
-ROWS_BETWEEN = sql("SELECT item_id, worker_id, label FROM labels WHERE item_id BETWEEN :lo AND :hi ORDER BY id")
-PER_LABEL = sql("SELECT label, COUNT(*) FROM labels GROUP BY label")
+RANDOM_SAMPLE = sql(f"SELECT DISTINCT item_id FROM labels WHERE handout_reason = 'random' AND {LIVE}")
+ROWS = sql(f"SELECT item_id, worker_id, label FROM labels WHERE {LIVE} ORDER BY id")
+ROWS_BETWEEN = sql(f"""
+    SELECT item_id, worker_id, label FROM labels
+    WHERE item_id BETWEEN :lo AND :hi AND {LIVE} ORDER BY id""")
+PER_LABEL = sql(f"SELECT label, COUNT(*) FROM labels WHERE {LIVE} GROUP BY label")
 PER_AGREED_LABEL = sql("SELECT agreed_label, COUNT(*) FROM agreed_labels GROUP BY agreed_label")
-COUNT = sql("SELECT COUNT(*) FROM labels")
-COUNT_SINCE = sql("SELECT COUNT(*) FROM labels WHERE created_at > :since", since=DateTime())
-BY_WORKER = sql("SELECT item_id, worker_id, label FROM labels WHERE item_id IN :ids ORDER BY id", "ids")
-REVIEWS_BETWEEN = sql("""
+COUNT = sql(f"SELECT COUNT(*) FROM labels WHERE {LIVE}")
+# labels given or retracted since: either changes what the model trains on
+COUNT_SINCE = sql("SELECT COUNT(*) FROM labels WHERE created_at > :since OR retracted_at > :since",
+                  since=DateTime())
+BY_WORKER = sql(f"SELECT item_id, worker_id, label FROM labels WHERE item_id IN :ids AND {LIVE} ORDER BY id", "ids")
+REVIEWS_BETWEEN = sql(f"""
     SELECT item_id, COUNT(*) FROM labels
-    WHERE handout_reason = 'review' AND item_id BETWEEN :lo AND :hi GROUP BY item_id""")
-REVIEWS = sql("SELECT item_id, COUNT(*) FROM labels WHERE handout_reason = 'review' GROUP BY item_id")
+    WHERE handout_reason = 'review' AND {LIVE} AND item_id BETWEEN :lo AND :hi GROUP BY item_id""")
+REVIEWS = sql(f"SELECT item_id, COUNT(*) FROM labels WHERE handout_reason = 'review' AND {LIVE} GROUP BY item_id")
 LABELLER_STATS = sql("""
-    SELECT worker_id, labels, items, labels_per_hour, avg_seconds_per_label, last_label_at
+    SELECT worker_id, labels, items, labels_per_hour, avg_seconds_per_label, last_label_at, retracted
     FROM labeller_stats ORDER BY labels DESC, worker_id""")
+# who retracted what, newest first (for admins: the dashboard)
+RETRACTED = sql("""
+    SELECT l.id, l.item_id, i.title, l.label, l.worker_id, l.created_at, l.retracted_at, l.retracted_by
+    FROM labels l JOIN items i ON i.id = l.item_id
+    WHERE l.retracted_at IS NOT NULL ORDER BY l.retracted_at DESC, l.id DESC LIMIT :n""")
+RETRACTED_COUNT = sql("SELECT COUNT(*) FROM labels WHERE retracted_at IS NOT NULL")
 
 
 def training_set(bind: Engine | Connection, allowed: Sequence[str]):
@@ -87,9 +101,18 @@ def review_counts(bind: Engine | Connection, lo: int | None = None, hi: int | No
 
 
 def labeller_stats(bind: Engine | Connection) -> list[dict]:
-    """View `labeller_stats` (imported labels left out), most labels first."""
+    """View `labeller_stats` (imported and retracted labels left out; `retracted` counts the
+    latter), most labels first."""
     with reading(bind) as conn:
         return [dict(r) for r in conn.execute(LABELLER_STATS).mappings()]
+
+
+def retracted(bind: Engine | Connection, limit: int = 20) -> dict:
+    """Retracted labels: how many in all, and the newest `limit` (post, label, who, when)."""
+    with reading(bind) as conn:
+        total = int(conn.execute(RETRACTED_COUNT).scalar_one())
+        rows = [dict(r) for r in conn.execute(RETRACTED, {"n": int(limit)}).mappings()]
+    return {"count": total, "newest": rows}
 
 
 # --- the importer's writes ------------------------------------------------------------

@@ -14,7 +14,7 @@ LATEST_RUN = sql("SELECT MAX(run_id) FROM quality_runs")
 SUSPECT_KINDS = sql("SELECT kind, COUNT(*) FROM suspect_labels WHERE run_id = :r GROUP BY kind")
 REVIEWED = sql("""
     SELECT COUNT(DISTINCT s.item_id) FROM suspect_labels s JOIN labels l ON l.item_id = s.item_id
-    WHERE s.run_id = :r AND l.handout_reason = 'review'""")
+    WHERE s.run_id = :r AND l.handout_reason = 'review' AND l.retracted_at IS NULL""")
 MOST_SUSPECT = sql("""
     SELECT s.item_id, i.title, s.kind, s.given_label, s.suggested_label, s.score
     FROM suspect_labels s JOIN items i ON i.id = s.item_id

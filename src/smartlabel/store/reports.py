@@ -13,12 +13,13 @@ from smartlabel.store import reading, runs, sql
 
 STATUS = {
     "items": sql("SELECT COUNT(*) FROM items"),
-    "labelled": sql("SELECT COUNT(DISTINCT item_id) FROM labels"),
+    "labelled": sql("SELECT COUNT(DISTINCT item_id) FROM labels WHERE retracted_at IS NULL"),
     "agreed": sql("SELECT COUNT(*) FROM agreed_labels"),
     "done": sql("SELECT COUNT(*) FROM items WHERE done"),
     "leased": sql("SELECT COUNT(*) FROM leases WHERE expires_at > :now"),
-    "labels": sql("SELECT COUNT(*) FROM labels"),
-    "labellers": sql("SELECT COUNT(DISTINCT worker_id) FROM labels"),
+    "labels": sql("SELECT COUNT(*) FROM labels WHERE retracted_at IS NULL"),
+    "labellers": sql("SELECT COUNT(DISTINCT worker_id) FROM labels WHERE retracted_at IS NULL"),
+    "retracted": sql("SELECT COUNT(*) FROM labels WHERE retracted_at IS NOT NULL"),
 }
 POOL = sql("""
     SELECT COUNT(*), COALESCE(SUM(CASE WHEN label_count > 0 THEN 1 ELSE 0 END), 0),
@@ -41,7 +42,8 @@ EXPORT_PAGE = sql("""
 
 
 def status(bind: Engine | Connection) -> dict[str, int]:
-    """Posts, labelled posts, agreed labels, done posts, live leases, labels, labellers."""
+    """Posts, labelled posts, agreed labels, done posts, live leases, labels, labellers (retracted
+    labels left out), and how many labels were retracted."""
     with reading(bind) as conn:
         return {key: int(conn.execute(stmt, {"now": utcnow()}).scalar_one()) for key, stmt in STATUS.items()}
 
