@@ -339,19 +339,6 @@ def test_model_files_are_kept_to_keep_models(corpus, engine_for, tmp_path):
     assert rows(engine, "SELECT COUNT(DISTINCT run_id) AS n FROM predictions")[0]["n"] == 3
 
 
-def test_modelstore_save_never_leaves_a_partial_file(tmp_path):
-    class Unpicklable:
-        def __reduce__(self):
-            raise RuntimeError("cannot pickle this")
-
-    with pytest.raises(RuntimeError):
-        modelstore.save(Unpicklable(), tmp_path, 0.5)
-    assert list(tmp_path.iterdir()) == []
-    p = modelstore.save({"a": 1}, tmp_path, 0.81234)
-    assert MODEL_NAME.match(p.name) and p.name.endswith(" 0.8123.pkl") and ":" not in p.name
-    assert pickle.loads(p.read_bytes()) == {"a": 1}
-
-
 def test_keras_model_in_the_loop_predicts_every_class(sqlite_url, engine_for, tmp_path):
     ids, truth = seed_corpus(sqlite_url, 12)
     truth = dict(zip(ids, truth))

@@ -84,6 +84,20 @@ def prune(models_dir: str | os.PathLike, keep: int) -> list[Path]:
     return gone
 
 
+def prepare_folder(models_dir: str | os.PathLike) -> Path:
+    """Create MODELS_DIR if needed; a clear error now, not after a run, when it is not writable."""
+    d = Path(models_dir)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SmartlabelError(f"cannot create MODELS_DIR {d}: {exc.strerror}; create it, or set MODELS_DIR") from None
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise SmartlabelError(
+            f"MODELS_DIR {d} is not writable by this user (uid {os.getuid()}): give it to that user "
+            f"(in Docker: sudo chown -R 1000 models), or set MODELS_DIR")
+    return d
+
+
 def remove_temporary(models_dir: str | os.PathLike) -> int:
     """Temporary files a killed process left behind (never a finished model)."""
     d = Path(models_dir)

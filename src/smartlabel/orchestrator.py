@@ -158,6 +158,7 @@ class Orchestrator:
 
     def run_forever(self, *, once: bool = False, force: bool = False) -> RunResult | None:
         """Check, maybe retrain, wait; until stopped (or after one check with `once`)."""
+        modelstore.prepare_folder(self.models_dir)
         removed = modelstore.remove_temporary(self.models_dir)
         if removed:
             log.info("removed %d temporary file(s) a stopped run left in %s", removed, self.models_dir)
