@@ -600,6 +600,33 @@ def test_constraints_pin_what_is_installed():
     assert not {"pip", "setuptools", "wheel"} & {name.lower() for name in pins}
 
 
+def test_every_pin_installs_on_the_oldest_python_the_project_allows():
+    """constraints.txt must install on every Python `requires-python` admits, Debian 12's
+    python3 (3.11.2, and the python image the compose check's engine builds) included:
+    a pin whose package needs a later 3.11.x breaks `make run` there (soupsieve 4.1.3
+    needs 3.11.5 and did)."""
+    import tomllib
+    from importlib import metadata
+
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    oldest = Version(next(s.version for s in SpecifierSet(project) if s.operator == ">="))
+    pins = dict(line.strip().split("==", 1) for line in (ROOT / "constraints.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    too_new = []
+    for name, pinned in pins.items():
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # pinned for another platform's extras; the version check above covers the venv
+        needs = dist.metadata.get("Requires-Python")
+        if dist.version == pinned and needs and oldest not in SpecifierSet(needs):
+            too_new.append(f"{name}=={pinned} (Requires-Python {needs})")
+    assert oldest == Version("3.11") and not too_new, f"pins that do not install on Python {oldest}: {too_new}"
+
+
 # --- make env ------------------------------------------------------------------------
 
 
