@@ -112,7 +112,7 @@ def test_svm_with_a_single_example_class_does_not_crash(data):
 
 
 def test_registry_and_errors():
-    assert set(MODELS) == {"lr", "svm", "keras"}
+    assert set(MODELS) == {"lr", "svm", "keras", "embed", "minilm"}
     with pytest.raises(ConfigError, match="unknown model 'bert'"):
         make_model("bert", labels=CLASSES)
     with pytest.raises(ConfigError, match="class_weight"):
