@@ -199,7 +199,8 @@ _RETRACT = """
     UPDATE labels SET retracted_at = :now, retracted_by = :worker
     WHERE id = :id AND worker_id = :worker AND retracted_at IS NULL"""
 # progress
-_COUNT_ITEMS = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN done THEN 1 ELSE 0 END), 0) FROM items"
+# O(1) at any pool size: the counter rows triggers on `items` keep (migration 0008)
+_COUNT_ITEMS = "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(done), 0) FROM item_counts"
 _COUNT_MINE = "SELECT COUNT(*) FROM labels WHERE worker_id = :worker AND retracted_at IS NULL"
 _COUNT_LEASED = "SELECT COUNT(*) FROM leases WHERE expires_at > :now"
 # is anything still open for this worker (possibly held by others right now)?
