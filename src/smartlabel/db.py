@@ -175,8 +175,10 @@ model_runs = Table(
 predictions = Table(
     "predictions",
     metadata,
-    Column("run_id", Integer, ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    # no foreign keys (migration 0008): COPY checked both per row; deleting a post deletes
+    # its predictions through the counting trigger on `items`, and runs are never deleted
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", Integer, primary_key=True, autoincrement=False),
     Column("predicted_label", String(200), nullable=True),
     Column("confidence", Float, nullable=True),
     Column("second_label", String(200), nullable=True),

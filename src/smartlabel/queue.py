@@ -6,9 +6,9 @@ by it, and adds `skip` and `counts`.
 
 How a hand-out stays atomic:
 - PostgreSQL: one statement picks the best open item with `FOR NO KEY UPDATE
-  SKIP LOCKED` (NO KEY, so the orchestrator's bulk insert of predictions, which
-  takes KEY SHARE locks on items through the foreign key, never hides items from
-  labellers), claims it in `leases` with an upsert that only succeeds when no one
+  SKIP LOCKED` (NO KEY: a KEY SHARE lock on items, as a foreign key check takes,
+  never hides items from labellers; `predictions` has no foreign key since
+  migration 0008, so the orchestrator's bulk write takes none), claims it in `leases` with an upsert that only succeeds when no one
   else holds a live lease (re-checked on the latest row, so a race is lost
   cleanly, never won twice), and logs it in `handouts`.
 - SQLite: the same queries inside `BEGIN IMMEDIATE` (one writer at a time).
