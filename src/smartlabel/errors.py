@@ -116,8 +116,8 @@ def describe_error(exc: BaseException, database=None) -> str:
     kind, first = error_kind(exc), _first_line(exc)
     at = f" at {_shown_url(database)}" if database is not None else ""
     if kind == BUSY:
-        return (f"{SERVER_BUSY}: the database{at} has no free connection right now ({first.rstrip('.')}); "
-                "nothing was lost, press Retry (admins: see the connection budget in the README)")
+        return (f"{SERVER_BUSY}: the database{at} has no free connection right now ({first.rstrip('.')}). "
+                "If it lasts, see the connection budget in the README")
     if kind == UNREACHABLE:
         return (f"cannot reach the database{at}: {first.rstrip('.')}. "
                 "Check DATABASE_URL and that the database server is running.")
