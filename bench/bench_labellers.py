@@ -397,7 +397,7 @@ def main(argv=None) -> int:
                                                            None),
                                 "waited_s": args.after_close},
         "model_runs_while_labelling": runs_ok,
-        "voila_culled": voila_log.count("Culling "),
+        "voila_culled": voila_log.count("Culling '"),
         "voila_iopub_timeouts": voila_log.count("Timeout waiting for IOPub output"),
         "samples": samples, "after_close": after,
         "when": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
