@@ -231,3 +231,23 @@ def test_a_new_page_gets_the_post_its_labeller_still_holds(db_url, engine_for):
     make_queue(db_url, "bob").pop()  # somebody takes a post: possibly ann's, which ran out
     third, item = make_queue(db_url, "ann").pop()
     assert item["reason"] != "held"
+
+
+def test_the_page_says_when_a_label_was_stored_as_a_second_opinion(db_url, engine_for):
+    from test_interface import click, make_page
+
+    engine = engine_for(db_url)
+    seed_items(db_url, 3)
+    page = make_page(db_url, "ann")
+    shown = page.widget.current_item_id
+    page.widget.renewer.close()  # as if the lease could not be renewed (the database was away)
+    expire_leases(engine, "ann")
+    bob = make_queue(db_url, "bob")
+    assert bob.pop()[0] == shown
+    bob.submit(shown, A)
+    click(page, B)
+    assert "Saved as a second opinion" in page.widget.notice.value
+    assert page.widget.state == "item" and page.widget.current_item_id != shown
+    assert rows(engine, "SELECT worker_id, label, second_opinion FROM labels ORDER BY id") == [
+        ("bob", A, False), ("ann", B, True)]
+    assert rows(engine, "SELECT agreed_label FROM agreed_labels WHERE item_id = :i", i=shown) == [(A,)]
