@@ -108,7 +108,7 @@ def test_migration_counts_the_posts_already_there(pg_admin_url):
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("UPDATE items SET done = true WHERE id IN (SELECT id FROM items ORDER BY id LIMIT 2)"))
-    downgrade(url, "0004")
+    downgrade(url, "0005")
     with engine.connect() as conn:
         assert not conn.execute(text("SELECT to_regclass('item_counts')")).scalar()
     upgrade(url).dispose()

@@ -1,7 +1,7 @@
 """speed at scale: progress counts in O(1), and predictions written without per-row key checks
 
 Revision ID: 0008
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02
 
 Every post shown asks for the progress bar's "done of total". Counting `items` costs a
@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 
 revision = '0008'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
