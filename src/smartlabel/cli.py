@@ -345,6 +345,9 @@ def orchestrate_cmd(
 
     Each run is a row in model_runs (scores, status, message) and a model file
     MODELS_DIR/<timestamp> <cv score>.pkl. MODEL, ACQUISITION, CLASS_WEIGHT choose how.
+
+    One orchestrator per database: a second one says which one runs (host, pid, since when)
+    and exits with status 3.
     """
     from smartlabel.orchestrator import main as orchestrate_main
 
