@@ -22,7 +22,8 @@ inserts a `model_runs` row with status `running` and runs these steps:
    (`modelstore.save`); the row is marked `ok` with its scores; only then
    `store.runs.set_current` switches the queue to the run in one statement; the
    label-quality pass runs (its failure never fails the run); old predictions and
-   model files are pruned; one log line sums the run up.
+   model files are pruned; planner statistics are refreshed (`store.stats`); one log
+   line sums the run up.
 
 A run that fails (a model error, the database gone) is marked `failed` with its
 message, logged as one line, and the loop goes on (retries back off while the
@@ -344,6 +345,7 @@ class Orchestrator:
                f"labelled post(s) ({have})")
         self._finish(run.id, "skipped", msg, n_labels=len(run.y), n_classes=len(run.classes))
         log.info("run %d skipped: %s", run.id, msg)
+        self._statistics(run)
         return RunResult(run.id, "skipped", msg)
 
     def _texts(self, ids) -> Iterator[str]:
@@ -423,6 +425,7 @@ class Orchestrator:
         self._update_quality(run)
         pruned = predictions.prune(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
         gone = modelstore.prune(self.models_dir, int(s.keep_models))
+        self._statistics(run)
         audit = (f"audit {modelstore.format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"
                  if scores["audit_accuracy"] is not None else f"audit n/a ({scores['n_audit']} random)")
         log.info(
@@ -455,6 +458,15 @@ class Orchestrator:
             log.info("run %d quality: %s", run.id, report.summary())
         except Exception as exc:
             log.warning("run %d: quality pass failed: %s", run.id, self._describe(exc))
+
+    def _statistics(self, run: _Run) -> None:
+        """ANALYZE / PRAGMA optimize (`smartlabel.store.stats`): a failure never fails the run."""
+        from smartlabel.store.stats import optimize
+
+        try:
+            optimize(self.engine)
+        except Exception as exc:
+            log.warning("run %d: refreshing planner statistics failed: %s", run.id, self._describe(exc))
 
     def _finish(self, run_id: int, status: str, message: str, *, quiet: bool = False, **values) -> bool:
         try:

@@ -85,15 +85,25 @@ def hold_import_lock(conn: Connection) -> None:
 
 
 @contextmanager
-def import_file_lock(engine: Engine) -> Iterator[None]:
+def import_file_lock(engine: Engine, waiting=None) -> Iterator[None]:
     """SQLite: hold `<database>.import.lock` (exclusive flock) for the import, waiting for
-    another import to finish first. Nothing to do on PostgreSQL or an in-memory database."""
+    another import to finish first (`waiting()` is called once if it has to wait). Nothing to
+    do on PostgreSQL or an in-memory database."""
     path = _sqlite_path(engine)
     if path is None:
         yield
         return
-    with _flock(path + ".import.lock", wait=True):
+    lock_file, me = path + ".import.lock", Holder.me().line()
+    try:
+        fd = _open_locked(lock_file, wait=False, content=me)
+    except LockHeld:
+        if waiting is not None:
+            waiting()
+        fd = _open_locked(lock_file, wait=True, content=me)
+    try:
         yield
+    finally:
+        os.close(fd)  # closing frees the flock
 
 
 # --- orchestrator -----------------------------------------------------------------------------
@@ -203,11 +213,10 @@ def _sqlite_path(engine: Engine) -> str | None:
     return os.path.abspath(path) if path else None
 
 
-@contextmanager
-def _flock(path: str, *, wait: bool, content: str | None = None) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if missing; never deleted, so two processes
-    always lock the same file). `content` is written into it once held. Not waiting, a held
-    lock raises LockHeld with what the file says."""
+def _open_locked(path: str, *, wait: bool, content: str) -> int:
+    """A descriptor of `path` (created if missing; never deleted, so two processes always lock
+    the same file) holding an exclusive flock, with `content` written into it. Not waiting, a
+    held lock raises LockHeld with what the file says."""
     import fcntl
 
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -216,9 +225,18 @@ def _flock(path: str, *, wait: bool, content: str | None = None) -> Iterator[Non
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise LockHeld(Holder.parse(os.pread(fd, 4096, 0).decode("utf-8", "replace"))) from None
-        if content is not None:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, (content + "\n").encode(), 0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (content + "\n").encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def _flock(path: str, *, wait: bool, content: str) -> Iterator[None]:
+    fd = _open_locked(path, wait=wait, content=content)
+    try:
         yield
     finally:
         os.close(fd)  # closing frees the flock
