@@ -311,8 +311,9 @@ def import_cmd(
 ):
     """Add posts (and existing labels) from FILE; posts already imported are skipped.
 
-    The whole file is one transaction: if any line is bad, nothing is imported and
-    the error names the line and column.
+    The whole file is checked first: if any line is bad, nothing is imported and the
+    error names the line and column. PostgreSQL writes it in one transaction; SQLite in
+    chunks, so labellers keep submitting (an interrupted import resumes when run again).
     """
     from smartlabel.importer import import_file
 

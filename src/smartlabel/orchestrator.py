@@ -141,6 +141,7 @@ class Orchestrator:
         self._last_error: str | None = None
         self.lock: OrchestratorLock | None = None  # held by run_forever: one orchestrator per database
         self.lost_lock: LockHeld | None = None
+        self._said_statistics = False
 
     # -- signals --
 
@@ -464,7 +465,10 @@ class Orchestrator:
         from smartlabel.store.stats import optimize
 
         try:
-            optimize(self.engine)
+            _, skipped = optimize(self.engine)
+            if skipped and not self._said_statistics:  # once per process, not once per run
+                log.info("statistics: %s", skipped)
+                self._said_statistics = True
         except Exception as exc:
             log.warning("run %d: refreshing planner statistics failed: %s", run.id, self._describe(exc))
 

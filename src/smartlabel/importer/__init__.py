@@ -26,10 +26,16 @@ What is new
     never overwritten; a different label from the same worker is reported).
 
 Safety
-    The whole file is one transaction: on any error nothing is written, and the
-    error (ImportFileError) names the file, line and column and says what to do.
-    Imports run one at a time (a PostgreSQL advisory lock; SQLite's write lock).
-    Rows are inserted in batches with executemany, so it is fast on both backends.
+    On any error in the file nothing is written, and the error (ImportFileError)
+    names the file, line and column and says what to do. PostgreSQL: the whole file
+    is one transaction. SQLite (one writer at a time, labellers included): the whole
+    file is checked first, then written in chunks of CHUNK_ROWS rows or CHUNK_SECONDS,
+    each its own transaction, so a labeller's submit waits for one chunk at most; an
+    interrupted import resumes when run again (posts are keyed by id or content hash,
+    labels by post and worker: nothing is added twice). Imports run one at a time (a
+    PostgreSQL advisory lock; SQLite: a flock on `<database>.import.lock`). Rows are
+    inserted in batches with executemany, so it is fast on both backends. Afterwards
+    PostgreSQL gets ANALYZE (`smartlabel.store.stats`).
 
 Inside (one module per step)
     `lines`     the file's format; its lines decoded as UTF-8, errors with byte offsets
@@ -81,7 +87,7 @@ def import_file(
     worker_id: str = DEFAULT_WORKER_ID,
     seed: int | None = None,
 ) -> ImportResult:
-    """Import posts (and labels) from a CSV or JSONL file in one transaction.
+    """Import posts (and labels) from a CSV or JSONL file, all or nothing for a bad file.
 
     `url_or_engine` defaults to the settings' DATABASE_URL; the schema is migrated
     first. `fmt` forces 'csv', 'tsv' or 'jsonl' (default: from the file name, else
@@ -161,7 +167,9 @@ def _optimize(engine: Engine, first: bool) -> None:
     from smartlabel.store.stats import optimize
 
     try:
-        optimize(engine, after_import=first)
+        _, skipped = optimize(engine, after_import=first)
+        if skipped:
+            print(f"note: {skipped}", file=sys.stderr, flush=True)
     except Exception as exc:
         print(f"warning: the posts are imported, but refreshing planner statistics failed: "
               f"{describe_error(exc, engine)}", file=sys.stderr, flush=True)

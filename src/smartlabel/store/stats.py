@@ -24,12 +24,8 @@ A fresh database has none, and its plans show it (an audit hand-out took 95 ms b
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
-
-log = logging.getLogger("smartlabel.stats")
 
 AFTER_IMPORT = ("items", "labels")
 AFTER_RUN = ("items", "labels", "predictions", "model_runs", "leases", "handouts", "skips")
@@ -42,7 +38,6 @@ _MAY_ANALYZE = """
       AND (pg_has_role(c.relowner, 'USAGE')
            OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user){maintain})
     ORDER BY c.relname"""
-_said_skipped = False
 
 
 def may_analyze(conn, tables) -> list[str]:
@@ -56,25 +51,22 @@ def server_version(conn) -> int:
     return int(conn.exec_driver_sql("SHOW server_version_num").scalar())
 
 
-def optimize(engine: Engine, *, after_import: bool = False) -> list[str]:
-    """Refresh planner statistics (PostgreSQL); returns the tables analyzed.
+def optimize(engine: Engine, *, after_import: bool = False) -> tuple[list[str], str | None]:
+    """Refresh planner statistics (PostgreSQL): (tables analyzed, why others were skipped or None).
 
-    Never raises for a refusal: statistics help the planner, their absence breaks nothing."""
-    global _said_skipped
+    Tables this role may not analyze are left out (no warning from the server)."""
     if engine.dialect.name == "sqlite":
-        return []
+        return [], None
     wanted = AFTER_IMPORT if after_import else AFTER_RUN
     with engine.begin() as conn:
         allowed = may_analyze(conn, wanted)
         if allowed:
             conn.exec_driver_sql("ANALYZE " + ", ".join(allowed))
         skipped = [t for t in wanted if t not in allowed]
-        if skipped and not _said_skipped:
-            user = conn.exec_driver_sql("SELECT current_user").scalar()
-            why = ("it does not own them and PostgreSQL before 17 has no MAINTAIN privilege"
-                   if server_version(conn) < 170000 else
-                   "it lacks MAINTAIN on them: run `smartlabel db roles` as the owner")
-            log.info("statistics: ANALYZE skipped for %s, as role %s may not (%s); autovacuum and each "
-                     "import (as the owner) keep them current", ", ".join(skipped), user, why)
-            _said_skipped = True
-    return allowed
+        if not skipped:
+            return allowed, None
+        user = conn.exec_driver_sql("SELECT current_user").scalar()
+        why = ("it does not own them and PostgreSQL before 17 has no MAINTAIN privilege"
+               if server_version(conn) < 170000 else "it lacks MAINTAIN on them: run `smartlabel db roles` as the owner")
+    return allowed, (f"ANALYZE skipped for {', '.join(skipped)}: role {user} may not ({why}); autovacuum and "
+                     "each import (as the owner) keep their statistics current")
