@@ -18,7 +18,18 @@ COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN"  # text format: tab
 NULL = "\\N"
 FLOATS = ("confidence", "second_confidence", "priority")
 COPY_ROWS = 100_000
-NEWEST_RUNS = sql("SELECT DISTINCT run_id FROM predictions ORDER BY run_id DESC LIMIT :k")
+# pruning keeps: the newest `k` training runs that have predictions, ...
+NEWEST_TRAIN_RUNS = sql("""
+    SELECT r.id FROM model_runs r WHERE r.kind = 'train'
+      AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
+    ORDER BY r.id DESC LIMIT :k""")
+# ... the latest auto-label run that finished ok (what `smartlabel export` reads), and any
+# auto-label run still writing (an `autolabel` running beside the orchestrator)
+KEPT_AUTOLABEL_RUNS = sql("""
+    SELECT id FROM model_runs WHERE kind = 'autolabel' AND status = 'running'
+    UNION
+    SELECT id FROM (SELECT r.id FROM model_runs r WHERE r.kind = 'autolabel' AND r.status = 'ok'
+                    ORDER BY r.id DESC LIMIT 1) latest""")
 DELETE_OTHER_RUNS = sql("DELETE FROM predictions WHERE run_id NOT IN :keep", "keep")
 # the current run's predicted labels over posts nobody has labelled
 DISTRIBUTION = sql("""
@@ -114,10 +125,15 @@ def _escape(label) -> str:
 
 
 def prune(bind: Engine | Connection, keep_runs: int = 5) -> int:
-    """Delete predictions of all but the newest `keep_runs` runs (the current run is always kept)."""
+    """Delete predictions of all runs but the newest `keep_runs` training runs, the current run,
+    the latest auto-label run that finished ok and auto-label runs still running.
+
+    So `smartlabel export` keeps the model labels of the latest `smartlabel autolabel` after
+    any number of retrains; an older auto-label run goes once a newer one finished."""
     with writing(bind) as conn:
         current = runs.current_id(conn)
-        keep = [r for (r,) in conn.execute(NEWEST_RUNS, {"k": keep_runs})]
+        keep = [r for (r,) in conn.execute(NEWEST_TRAIN_RUNS, {"k": keep_runs})]
+        keep += [r for (r,) in conn.execute(KEPT_AUTOLABEL_RUNS) if r not in keep]
         if current is not None and current not in keep:
             keep.append(current)
         if not keep:
