@@ -155,6 +155,7 @@ def _pg_pop_sql(candidate: str) -> str:
 
 
 _PG_POP = {name: _pg_pop_sql(sql) for name, sql in _CANDIDATES.items()}
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 
 _ITEM = f"""
     SELECT i.id, i.external_id, i.title, i.selftext, i.clean_selftext, i.extra,
@@ -491,11 +492,16 @@ class LabelQueue:
         params = {"worker": worker, "now": now, "expires": now + timedelta(seconds=self.lease_seconds),
                   "item_id": item_id}
         if self._pg:
-            for name in order:
-                with self.engine.begin() as conn:
+            # One transaction for every path tried (a path that finds nothing locks nothing),
+            # committed without waiting for the WAL flush: a hand-out is re-done after a
+            # server crash (its lease and log row lost, the post comes back); labels are
+            # the durable writes (submit waits for its commit as usual).
+            with self.engine.begin() as conn:
+                conn.execute(text(_ASYNC_COMMIT))
+                for name in order:
                     row = conn.execute(text(_PG_POP[name]), {**params, "reason": reason or name}).first()
-                if row is not None:
-                    return row.item_id, reason or name
+                    if row is not None:
+                        return row.item_id, reason or name
             return None
         with immediate(self.engine) as conn:
             now = utcnow()  # after BEGIN IMMEDIATE: waiting for the lock must not age the lease
