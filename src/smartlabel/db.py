@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -177,8 +178,10 @@ model_runs = Table(
 predictions = Table(
     "predictions",
     metadata,
-    Column("run_id", Integer, ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    # no foreign keys (migration 0008): COPY checked both per row; deleting a post deletes
+    # its predictions through the counting trigger on `items`, and runs are never deleted
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", Integer, primary_key=True, autoincrement=False),
     Column("predicted_label", String(200), nullable=True),
     Column("confidence", Float, nullable=True),
     Column("second_label", String(200), nullable=True),
@@ -267,8 +270,19 @@ labellers = Table(
     Column("rotated_at", DateTime, nullable=True),
 )
 
+# "done of total" for the progress bar without scanning `items`: triggers on `items`
+# (migration 0008) keep these rows exact in the same transaction; the counts are the
+# SUM over the rows (PostgreSQL spreads the updates over 8 shards, SQLite uses one).
+item_counts = Table(
+    "item_counts",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("total", BigInteger, nullable=False, server_default=text("0")),
+    Column("done", BigInteger, nullable=False, server_default=text("0")),
+)
+
 TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state,
-          quality_runs, agreement, suspect_labels, labellers]
+          quality_runs, agreement, suspect_labels, labellers, item_counts]
 
 
 def default_sqlite_path(url: str) -> str | None:

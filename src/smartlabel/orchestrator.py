@@ -506,6 +506,9 @@ def main(*, once: bool = False, force: bool = False, settings=None, models_dir=N
 
     configure_logging()
     orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=int(orch.settings.train_threads))  # for the process's life
     orch.install_signal_handlers()
     try:
         result = orch.run_forever(once=once, force=force)

@@ -6,9 +6,9 @@ by it, and adds `skip` and `counts`.
 
 How a hand-out stays atomic:
 - PostgreSQL: one statement picks the best open item with `FOR NO KEY UPDATE
-  SKIP LOCKED` (NO KEY, so the orchestrator's bulk insert of predictions, which
-  takes KEY SHARE locks on items through the foreign key, never hides items from
-  labellers), claims it in `leases` with an upsert that only succeeds when no one
+  SKIP LOCKED` (NO KEY: a KEY SHARE lock on items, as a foreign key check takes,
+  never hides items from labellers; `predictions` has no foreign key since
+  migration 0008, so the orchestrator's bulk write takes none), claims it in `leases` with an upsert that only succeeds when no one
   else holds a live lease (re-checked on the latest row, so a race is lost
   cleanly, never won twice), and logs it in `handouts`.
 - SQLite: the same queries inside `BEGIN IMMEDIATE` (one writer at a time).
@@ -155,6 +155,7 @@ def _pg_pop_sql(candidate: str) -> str:
 
 
 _PG_POP = {name: _pg_pop_sql(sql) for name, sql in _CANDIDATES.items()}
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 
 _ITEM = f"""
     SELECT i.id, i.external_id, i.title, i.selftext, i.clean_selftext, i.extra,
@@ -222,7 +223,8 @@ _RETRACT = """
     UPDATE labels SET retracted_at = :now, retracted_by = :worker
     WHERE id = :id AND worker_id = :worker AND retracted_at IS NULL"""
 # progress
-_COUNT_ITEMS = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN done THEN 1 ELSE 0 END), 0) FROM items"
+# O(1) at any pool size: the counter rows triggers on `items` keep (migration 0008)
+_COUNT_ITEMS = "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(done), 0) FROM item_counts"
 _COUNT_MINE = "SELECT COUNT(*) FROM labels WHERE worker_id = :worker AND retracted_at IS NULL"
 _COUNT_LEASED = "SELECT COUNT(*) FROM leases WHERE expires_at > :now"
 # is anything still open for this worker (possibly held by others right now)?
@@ -490,11 +492,16 @@ class LabelQueue:
         params = {"worker": worker, "now": now, "expires": now + timedelta(seconds=self.lease_seconds),
                   "item_id": item_id}
         if self._pg:
-            for name in order:
-                with self.engine.begin() as conn:
+            # One transaction for every path tried (a path that finds nothing locks nothing),
+            # committed without waiting for the WAL flush: a hand-out is re-done after a
+            # server crash (its lease and log row lost, the post comes back); labels are
+            # the durable writes (submit waits for its commit as usual).
+            with self.engine.begin() as conn:
+                conn.execute(text(_ASYNC_COMMIT))
+                for name in order:
                     row = conn.execute(text(_PG_POP[name]), {**params, "reason": reason or name}).first()
-                if row is not None:
-                    return row.item_id, reason or name
+                    if row is not None:
+                        return row.item_id, reason or name
             return None
         with immediate(self.engine) as conn:
             now = utcnow()  # after BEGIN IMMEDIATE: waiting for the lock must not age the lease

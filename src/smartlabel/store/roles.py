@@ -27,7 +27,7 @@ READER = "smartlabel_reader"
 ROLES = (LABELLER, ORCHESTRATOR, READER)
 
 TABLES = ("items", "labels", "leases", "handouts", "skips", "model_runs", "predictions", "queue_state",
-          "quality_runs", "agreement", "suspect_labels", "alembic_version")
+          "quality_runs", "agreement", "suspect_labels", "item_counts", "alembic_version")
 VIEWS = ("agreed_labels", "item_status", "labeller_stats")
 LABELLER_COLUMNS_NOT_SECRET = ("id", "name", "name_key", "enabled", "created_at", "last_seen_at", "rotated_at")
 FUNCTIONS = ("smartlabel_labeller_by_key(text, timestamp)", "smartlabel_labeller_by_name(text, text, timestamp)")
@@ -36,7 +36,8 @@ FUNCTIONS = ("smartlabel_labeller_by_key(text, timestamp)", "smartlabel_labeller
 GRANTS: dict[str, list[tuple[str, str]]] = {
     LABELLER: (
         [("SELECT", t) for t in ("items", "labels", "leases", "handouts", "skips", "predictions", "queue_state",
-                                 "model_runs", "quality_runs", "suspect_labels", "alembic_version")]
+                                 "model_runs", "quality_runs", "suspect_labels", "item_counts",
+                                 "alembic_version")]
         + [("INSERT", t) for t in ("labels", "leases", "handouts", "skips")]
         + [("UPDATE", "leases"), ("UPDATE", "items (label_count, done)"), ("UPDATE", "predictions (priority)"),
            ("UPDATE", "labels (retracted_at, retracted_by)")]
