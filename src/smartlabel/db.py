@@ -264,8 +264,24 @@ labellers = Table(
     Column("rotated_at", DateTime, nullable=True),
 )
 
+# The orchestrator's heartbeat: one row per orchestrator process, which its heartbeat
+# thread rewrites every few seconds, even during a long training run (rows older than a
+# day are dropped when a process starts). `smartlabel health` (docker compose's healthcheck
+# of the orchestrator), `smartlabel status` and the dashboard read it.
+# `state`: waiting | run N | stopping | stopped.
+orchestrator_heartbeat = Table(
+    "orchestrator_heartbeat",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("beat_at", DateTime, nullable=False),
+    Column("state", String(40), nullable=False),
+)
+
 TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state,
-          quality_runs, agreement, suspect_labels, labellers]
+          quality_runs, agreement, suspect_labels, labellers, orchestrator_heartbeat]
 
 
 def default_sqlite_path(url: str) -> str | None:

@@ -31,6 +31,7 @@ scoring batches): the run in progress stops at the next check, is marked failed
 ("stopped"), no model file is half-written, and the process exits. Once the model
 file is written the run completes. A second signal stops at once. A restart
 marks runs left `running` as interrupted and carries on from the database.
+`main` also runs the heartbeat (`smartlabel.heartbeat`) for `smartlabel health`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from sqlalchemy.engine import Engine
 
 from smartlabel import modelstore
 from smartlabel.db import make_engine, utcnow
+from smartlabel.heartbeat import Heartbeat
 from smartlabel.store import items as store_items
 from smartlabel.store import labels as store_labels
 from smartlabel.store import predictions, runs
@@ -132,6 +134,7 @@ class Orchestrator:
         self._fresh = True  # first check of this process: no back-off
         self._last_why: str | None = None
         self._last_error: str | None = None
+        self.activity = "waiting"  # what the heartbeat says: waiting | run N
 
     # -- signals --
 
@@ -253,6 +256,7 @@ class Orchestrator:
             log.error("run not started: %s", msg)
             return RunResult(None, "failed", msg)
         log.info("run %d started (%s, %s)", run_id, s.model, s.acquisition)
+        self.activity = f"run {run_id}"
         try:
             result = self._run_steps(run_id)
         except StopRequested:
@@ -268,6 +272,8 @@ class Orchestrator:
             self._finish(run_id, "failed", msg)
             log.error("run %d failed: %s", run_id, msg)
             return RunResult(run_id, "failed", msg)
+        finally:
+            self.activity = "waiting"
         return result
 
     def _run_steps(self, run_id: int) -> RunResult:
@@ -434,12 +440,16 @@ def main(*, once: bool = False, force: bool = False, settings=None, models_dir=N
     configure_logging()
     orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
     orch.install_signal_handlers()
+    # the heartbeat (smartlabel.heartbeat): a thread of its own, so a long run keeps beating
+    beat = Heartbeat(orch.engine, lambda: "stopping" if orch.stopping else orch.activity,
+                     interval=float(orch.settings.heartbeat_seconds)).start()
     try:
         result = orch.run_forever(once=once, force=force)
     except KeyboardInterrupt:
         log.info("orchestrator stopped at once")
         return 130
     finally:
+        beat.stop()
         orch.engine.dispose()
     if once and result is not None and result.status == "failed":
         return 1
