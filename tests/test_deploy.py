@@ -274,15 +274,64 @@ def test_orchestrator_base_is_cpu_tensorflow_2_and_voila_is_slim_python():
     assert not [s for s in _instructions(DOCKERFILES["voila"]) if "tensorflow" in s.lower()]
 
 
-def test_healthchecks_on_db_and_voila(resolved):
-    db_check = resolved["services"]["db"]["healthcheck"]["test"]
-    assert "pg_isready" in " ".join(db_check)
-    voila_check = " ".join(resolved["services"]["voila"]["healthcheck"]["test"])
-    assert "8866" in voila_check
+def test_healthchecks_on_every_long_running_service_but_the_proxy(resolved):
+    services = resolved["services"]
+    assert "pg_isready" in " ".join(services["db"]["healthcheck"]["test"])
+    assert "8866" in " ".join(services["voila"]["healthcheck"]["test"])
+    assert "8867" in " ".join(services["dashboard"]["healthcheck"]["test"])
+    assert "8080" in " ".join(services["adminer"]["healthcheck"]["test"])
+    # the orchestrator: its heartbeat in the database (tests/test_heartbeat.py), not just "a process runs"
+    assert services["orchestrator"]["healthcheck"]["test"] == ["CMD", "smartlabel", "health", "--max-age", "60"]
+    # the caddy image has no client to ask it with (admin API off): the proxy tests and compose-check cover it
+    assert "healthcheck" not in services["proxy"]
+
+
+def test_only_the_orchestrator_waits_for_init_to_succeed(resolved):
+    """A bad row in a replaced aldata.csv fails `init`: the orchestrator is not (re)started, but the
+    page, the dashboard, the proxy and Adminer do not depend on init's success and keep serving."""
+    services = resolved["services"]
     for name in ("init", "orchestrator", "voila", "adminer", "dashboard"):
-        assert resolved["services"][name]["depends_on"]["db"]["condition"] == "service_healthy", name
-    for name in ("orchestrator", "voila", "dashboard"):  # migrated and granted before they start
-        assert resolved["services"][name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+        assert services[name]["depends_on"]["db"]["condition"] == "service_healthy", name
+    assert services["orchestrator"]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    for name in ("voila", "dashboard"):  # started after init, whatever its outcome
+        assert services[name]["depends_on"]["init"]["condition"] == "service_started", name
+    for name in ("proxy", "adminer"):
+        assert "init" not in services[name]["depends_on"], name
+    waits_for_success = {name for name, s in services.items()
+                         for dep in (s.get("depends_on") or {}).values()
+                         if dep["condition"] == "service_completed_successfully"}
+    assert waits_for_success == {"orchestrator"}
+
+
+MEM_LIMIT_VARS = {"db": "DB_MEM_LIMIT", "init": "INIT_MEM_LIMIT", "orchestrator": "ORCHESTRATOR_MEM_LIMIT",
+                  "voila": "VOILA_MEM_LIMIT", "dashboard": "DASHBOARD_MEM_LIMIT", "proxy": "PROXY_MEM_LIMIT",
+                  "adminer": "ADMINER_MEM_LIMIT"}
+
+
+def test_every_service_has_a_memory_limit_from_env_with_a_documented_default(raw, resolved):
+    readme = DEPLOY_DOC.read_text(encoding="utf-8")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert set(MEM_LIMIT_VARS) == set(resolved["services"])
+    for name, var in MEM_LIMIT_VARS.items():
+        ref = re.fullmatch(r"\$\{" + var + r":-(\d+[mg])\}", str(raw["services"][name]["mem_limit"]))
+        assert ref, f"{name}: mem_limit must be ${{{var}:-DEFAULT}}, not {raw['services'][name].get('mem_limit')!r}"
+        default = ref[1]
+        size = int(default[:-1]) * (1024 ** 2 if default.endswith("m") else 1024 ** 3)
+        assert int(resolved["services"][name]["mem_limit"]) == size, name
+        assert re.search(rf"\| `{var}` \| `{default}` \|", readme), f"README's memory table lacks {var} ({default})"
+        assert re.search(rf"^# ?{var}={default}$", example, re.MULTILINE), f".env.example lacks # {var}={default}"
+
+
+def test_a_memory_limit_in_env_reaches_its_service(tmp_path):
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    assert run_make_env("--output", str(tmp_path / ".env")).returncode == 0
+    with (tmp_path / ".env").open("a") as fh:
+        fh.write("VOILA_MEM_LIMIT=6g\n")
+    result = compose(tmp_path, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert int(services["voila"]["mem_limit"]) == 6 * 1024 ** 3
+    assert int(services["dashboard"]["mem_limit"]) == 1024 ** 3  # the others keep their defaults
 
 
 SECRET_KEY = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
