@@ -1151,12 +1151,61 @@ def test_init_then_orchestrator_container_commands_run_outside_docker(resolved, 
         try:
             _wait(lambda: _runs_python_script(run.proc.pid, "orchestrator.py"), 180, run, "the orchestrator loop")
             _wait(lambda: _sessions_of(url, "smartlabel_orchestrator"), 180, run, "a session as its role")
+            # HEALTHCHECK COMMAND, as the orchestrator's role: its heartbeat is fresh
+            _wait(lambda: _healthcheck(resolved, run).returncode == 0, 60, run, "a healthy healthcheck")
+            assert _count(url, "SELECT pid FROM orchestrator_heartbeat WHERE state <> 'stopped'") == run.proc.pid
             time.sleep(4)
             assert run.alive(), f"the orchestrator died after starting ({start}):\n{run.output()}"
         finally:
             code = run.stop()
         assert code is not None, f"orchestrator ignored SIGTERM for {run.grace} s (compose's stop_grace_period)"
+        check = _healthcheck(resolved, run)
+        assert check.returncode == 1 and "stopped at" in check.stderr, check.stderr
     assert not list(models.glob("*.tmp")), "no half-written model file"
+    # `docker compose run --rm init smartlabel status` (the owner) shows the last beat
+    status = subprocess.run(["smartlabel", "status"], env=_service(resolved, project, "init", tmp_path, url).env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    (line,) = [x for x in status.stdout.splitlines() if x.startswith("Orchestrator:")]
+    assert line.startswith("Orchestrator: stopped at ") and f"pid {run.proc.pid}" in line
+
+
+def _healthcheck(resolved: dict, run: ContainerRun) -> subprocess.CompletedProcess:
+    """The service's healthcheck `test` (["CMD", ...]), in its environment, as docker runs it."""
+    test = resolved["services"]["orchestrator"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    return subprocess.run(test[1:], env=run.env, cwd=run.cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_init_with_a_bad_row_fails_loudly_and_imports_nothing(resolved, project, pg_admin_url, tmp_path):
+    """CONTAINER COMMAND of `init` with a replaced aldata.csv holding one bad row: exit status 1,
+    one line naming the file, line and column; the posts already there stay, nothing is added."""
+    url = _empty_database(pg_admin_url)
+    _run_init(resolved, project, url, tmp_path)
+    before = _count(url, "SELECT COUNT(*) FROM items")
+    bad = tmp_path / "aldata.csv"
+    text_ = (ROOT / "aldata.csv").read_text(encoding="utf-8")
+    header = next(csv.reader([text_.splitlines()[0]]))
+    extra = {"id": "new-1", "title": "a new post", "selftext": "fine"}, {"id": "bad-1", "title": "too long",
+                                                                         "selftext": "x" * 100_001}
+    with bad.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(text_)
+        writer = csv.writer(fh, lineterminator="\n")
+        for row in extra:
+            writer.writerow([row.get(c, "") for c in header])
+    bad_line = text_.count("\n") + 2  # the physical line of the second appended row
+    run = ContainerRun(resolved, project, "init", tmp_path, overrides={"/app/aldata.csv": bad},
+                       env={"DATABASE_URL": url})
+    run.start()
+    code = run.proc.wait(timeout=300)
+    out = run.output()
+    assert code == 1, out
+    (error,) = [line for line in out.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {bad}, line {bad_line}, column 3 (selftext): ") and "MAX_FIELD_CHARS" in error
+    assert "Traceback" not in out
+    assert _count(url, "SELECT COUNT(*) FROM items") == before
+    assert _count(url, "SELECT COUNT(*) FROM items WHERE external_id = 'new-1'") == 0
 
 
 def _free_port() -> int:
