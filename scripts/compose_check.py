@@ -483,12 +483,17 @@ class Checks:
             data = urllib.parse.urlencode({"auth[driver]": "pgsql", "auth[server]": "db",
                                            "auth[username]": "smartlabel_reader", "auth[password]": password,
                                            "auth[db]": self.s.dotenv.get("POSTGRES_DB", "smartlabel")}).encode()
-            with opener.open("http://127.0.0.1:8080/", data=data, timeout=60) as r:
-                return r.read().decode(errors="replace")
+            try:
+                with opener.open("http://127.0.0.1:8080/", data=data, timeout=60) as r:
+                    return r.read().decode(errors="replace")
+            except urllib.error.HTTPError as exc:  # Adminer answers a refused login with 403
+                return exc.read().decode(errors="replace")
 
         page = login(self.s.dotenv["READER_DB_PASSWORD"])
         if "Logout" not in page or "model_runs" not in page:
-            raise CheckFailed("logged in as smartlabel_reader, but no Logout / table list")
+            said = re.search(r"<div class=['\"]error['\"]>(.*?)</div>", page, re.S)
+            raise CheckFailed("no Logout / table list after logging in as smartlabel_reader"
+                              + (f": {said[1].strip()[:200]}" if said else ""))
         jar.clear()
         with opener.open("http://127.0.0.1:8080/", timeout=60):
             pass
