@@ -322,6 +322,22 @@ def test_every_service_has_a_memory_limit_from_env_with_a_documented_default(raw
         assert re.search(rf"^# ?{var}={default}$", example, re.MULTILINE), f".env.example lacks # {var}={default}"
 
 
+def test_links_printed_through_init_open_the_page_through_the_proxy(resolved, tmp_path):
+    """`docker compose run --rm init smartlabel labellers add NAME` prints PAGE_URL, else
+    https://DOMAIN/, else https://localhost/ (the proxy), never the unpublished voila:8866."""
+    assert resolved["services"]["init"]["environment"]["PAGE_URL"] == "https://localhost/"
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    assert run_make_env("--output", str(tmp_path / ".env")).returncode == 0
+    for extra, expected in (("DOMAIN=label.example.org\n", "https://label.example.org/"),
+                            ("PAGE_URL=https://ec2-1-2-3-4.compute.amazonaws.com/\n",
+                             "https://ec2-1-2-3-4.compute.amazonaws.com/")):
+        with (tmp_path / ".env").open("a") as fh:
+            fh.write(extra)
+        result = compose(tmp_path, "config", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["services"]["init"]["environment"]["PAGE_URL"] == expected
+
+
 def test_a_memory_limit_in_env_reaches_its_service(tmp_path):
     shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
     assert run_make_env("--output", str(tmp_path / ".env")).returncode == 0

@@ -179,3 +179,15 @@ def test_a_killed_orchestrator_goes_stale(sqlite_url, engine_for, tmp_path):
     assert row["state"] == "waiting"  # no last word after SIGKILL
     later = heartbeat.health(engine, max_age=60, now=heartbeat.store.latest(engine)["beat_at"] + timedelta(seconds=61))
     assert not later.ok and "down or stuck" in later.message
+
+
+def test_the_dashboard_shows_the_last_beat_escaped(db_url, engine_for):
+    from smartlabel.dashboard import dashboard_data, render_html
+
+    engine = engine_for(db_url)
+    upgrade(engine)
+    assert "Orchestrator: no heartbeat yet" in render_html(dashboard_data(engine, ["Advocacy"]))["summary"]
+    row_id = store.start(engine, host="<b>box</b>", pid=31, state="waiting")
+    store.beat(engine, row_id, "run 12")
+    summary = render_html(dashboard_data(engine, ["Advocacy"]))["summary"]
+    assert "Orchestrator: last beat " in summary and "run 12 (&lt;b&gt;box&lt;/b&gt; pid 31" in summary
