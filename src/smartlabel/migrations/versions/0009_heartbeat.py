@@ -1,7 +1,7 @@
 """the orchestrator's heartbeat: table orchestrator_heartbeat
 
-Revision ID: 0006
-Revises: 0004
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02
 
 One row per orchestrator process, which it rewrites every few seconds from a thread of
@@ -14,8 +14,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006'
-down_revision = '0004'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
