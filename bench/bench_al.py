@@ -61,7 +61,13 @@ QUICK = [
     dict(corpus="r8", model="lr", max_items=4000, initial=20, step=40, budget=300, seeds=3,
          baseline_budget=1500, baseline_step=300),
 ]
-CORPUS_NAMES = {"r8": "Reuters R8", "20ng": "20 Newsgroups"}
+# the smoke test's (tests/test_bench_smoke.py): the bundled demo file, tiny budget, one seed,
+# so the whole bench/run.py -> bench_al.py -> report.py path runs offline in seconds
+SMOKE = [
+    dict(corpus="aldata", model="lr", file="aldata.csv", truth="reuters_tag", max_items=600, initial=20,
+         step=40, budget=100, seeds=1, baseline_budget=200, baseline_step=100),
+]
+CORPUS_NAMES = {"r8": "Reuters R8", "20ng": "20 Newsgroups", "aldata": "demo aldata.csv"}
 
 
 def job_name(job: dict) -> str:
@@ -83,9 +89,10 @@ def run_job(job: dict, progress: bool = True) -> dict:
 
     t0 = time.monotonic()
     cpu0 = time.process_time()
-    path = job.get("file") or corpus_path(job["corpus"], ROOT / "data" / "corpora")  # "file": tests only
-    corpus = load_corpus(path, "topic")
-    params = {k: v for k, v in job.items() if k not in ("corpus", "out_dir", "file")}
+    # "file": a CSV in the repository instead of a fetched corpus (the smoke profile, tests)
+    path = ROOT / job["file"] if job.get("file") else corpus_path(job["corpus"], ROOT / "data" / "corpora")
+    corpus = load_corpus(path, job.get("truth", "topic"))
+    params = {k: v for k, v in job.items() if k not in ("corpus", "out_dir", "file", "truth")}
     result = simulate(corpus, strategies=STRATEGIES, progress=progress,
                       log=lambda m: print(f"[{job_name(job)}] {m}", file=sys.stderr, flush=True),
                       desc=job_name(job), **params)
@@ -109,7 +116,7 @@ def run_job(job: dict, progress: bool = True) -> dict:
             "unqueried_mean": [round(float(x), 4) for x in g["unqueried_accuracy"].mean()],
         }
     summary = result.to_dict()
-    summary["info"]["file"] = f"data/corpora/{job['corpus']}.csv"
+    summary["info"]["file"] = job.get("file") or f"data/corpora/{job['corpus']}.csv"
     return {
         "name": job_name(job), "corpus": job["corpus"], "model": job["model"], "config": params,
         "summary": summary, "curves": curves, "png": os.path.relpath(png, ROOT),
@@ -208,7 +215,9 @@ def verdict_lines(verdict: dict) -> list[str]:
 def render(results: list[dict]) -> tuple[dict, str]:
     verdict = target_verdict(results)
     lines = [markdown(results), ""] + verdict_lines(verdict) + [""]
-    lines.append("Labels to N%: first labels count where the mean held-out accuracy over 3 seeds reaches N% of the "
+    seeds = sorted({r["config"]["seeds"] for r in results if "config" in r}) or ["?"]
+    lines.append(f"Labels to N%: first labels count where the mean held-out accuracy over "
+                 f"{'/'.join(map(str, seeds))} seed(s) reaches N% of the "
                  "full-data accuracy (the model trained on the whole pool, scored on the held-out share); "
                  "random sampling continues past the budget in coarser steps. `> N`: not reached within N labels.")
     return verdict, "\n".join(lines)
@@ -223,15 +232,17 @@ def _write_json(path: Path, data: dict) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="R8 only, lr, smaller budget (under a minute)")
+    ap.add_argument("--smoke", action="store_true", help="the demo aldata.csv, lr, tiny budget, one seed (seconds; "
+                    "for the smoke test)")
     ap.add_argument("--only", default="", help="comma-separated job names, e.g. r8-lr,20ng-keras")
     ap.add_argument("--jobs", type=int, default=2, help="jobs run at once (default 2: the machine's cores)")
     ap.add_argument("--out-dir", default=None, help="results folder (default: $BENCH_RESULTS_DIR or bench/results)")
     ap.add_argument("--render", action="store_true",
                     help="only re-render the table and target lines of an existing al.json")
     args = ap.parse_args(argv)
-    profile = "quick" if args.quick else "full"
+    profile = "smoke" if args.smoke else "quick" if args.quick else "full"
     out_dir = Path(args.out_dir or os.environ.get("BENCH_RESULTS_DIR")
-                   or (HERE / "results" / "quick" if args.quick else HERE / "results"))
+                   or (HERE / "results" if profile == "full" else HERE / "results" / profile))
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.render:
         data = json.loads((out_dir / "al.json").read_text(encoding="utf-8"))
@@ -239,7 +250,7 @@ def main(argv=None) -> int:
         _write_json(out_dir / "al.json", data)
         print(data["markdown"])
         return 0
-    jobs = [dict(j, out_dir=str(out_dir)) for j in (QUICK if args.quick else FULL)]
+    jobs = [dict(j, out_dir=str(out_dir)) for j in {"smoke": SMOKE, "quick": QUICK, "full": FULL}[profile]]
     if args.only:
         wanted = {w.strip() for w in args.only.split(",") if w.strip()}
         unknown = wanted - {job_name(j) for j in jobs}
@@ -250,7 +261,7 @@ def main(argv=None) -> int:
     # fetch the corpora once, before the workers start
     from fetch_corpora import corpus_path
 
-    for c in sorted({j["corpus"] for j in jobs}):
+    for c in sorted({j["corpus"] for j in jobs if not j.get("file")}):
         corpus_path(c, ROOT / "data" / "corpora")
 
     t0 = time.monotonic()

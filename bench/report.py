@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import re
 from pathlib import Path
 
@@ -33,6 +34,10 @@ TARGETS = {
 
 def _load(results: Path, name: str) -> dict | None:
     f = results / f"{name}.json"
+    if f.is_dir():  # left by bench/run.py before it matched option names exactly
+        print(f"report: {f} is a folder, not a results file: delete it and run the benchmark again",
+              file=sys.stderr)
+        return None
     if not f.exists():
         return None
     try:

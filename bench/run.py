@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -460,12 +461,13 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def run_external(name: str, script: Path, quick: bool, out_dir: Path, timeout: float) -> dict:
+def run_external(name: str, script: Path, profile: str, out_dir: Path, timeout: float) -> dict:
     """Run bench/bench_<name>.py if it exists; collect the JSON (and PNG) files it wrote.
 
     The scripts are other engineers'; what they accept is read from their --help:
-    `--quick` is passed in quick mode when they have it, `--out <results>/<name>.json`
-    when they have --out; $BENCH_RESULTS_DIR names the results folder too. Their
+    `--smoke` (smoke profile) or `--quick` (quick profile) is passed when they have it,
+    `--out <results>/<name>.json` when they have --out, else `--out-dir <results>` when
+    they have that; $BENCH_RESULTS_DIR names the results folder too. Their
     <name>.json may hold a "markdown" string, which BENCHMARKS.md shows as is.
     """
     if not script.exists():
@@ -474,11 +476,18 @@ def run_external(name: str, script: Path, quick: bool, out_dir: Path, timeout: f
     env = dict(os.environ, BENCH_RESULTS_DIR=str(out_dir), PYTHONUNBUFFERED="1")
     helptext = subprocess.run([sys.executable, str(script), "--help"], cwd=str(ROOT), env=env,
                               capture_output=True, text=True, timeout=120).stdout
+    flags = set(re.findall(r"(?<![\w-])--[A-Za-z][\w-]*", helptext))
     args = []
-    if quick and "--quick" in helptext:
+    if profile == "smoke" and "--smoke" in flags:
+        args.append("--smoke")
+    elif profile != "full" and "--quick" in flags:
         args.append("--quick")
-    if "--out" in helptext:
+    # exact option names: argparse would take `--out` as an abbreviation of `--out-dir`
+    # and make a folder named <name>.json (the bench-quick crash)
+    if "--out" in flags:
         args += ["--out", str(out_dir / f"{name}.json")]
+    elif "--out-dir" in flags:
+        args += ["--out-dir", str(out_dir)]
     say(f"{name}: running {_rel(script)} {' '.join(args)}")
     started = time.time()
     t = time.monotonic()
@@ -606,7 +615,7 @@ def main(argv=None) -> int:
         for name in ("al", "page"):
             if name in only:
                 say(f"== {name}")
-                res = run_external(name, HERE / f"bench_{name}.py", profile != "full", out, args.timeout)
+                res = run_external(name, HERE / f"bench_{name}.py", profile, out, args.timeout)
                 _write(out / f"{name}-run.json", res)
     finally:
         if dbs is not None:

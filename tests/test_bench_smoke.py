@@ -161,7 +161,7 @@ def test_other_benchmarks_results_are_collected(tmp_path):
         "    'kernel_uss_mb': {'after_clicks': 70.0}, 'kernel_rss_mb': {'after_load': 97.0, 'after_clicks': 142.4}}))\n"
         "(out.parent / 'page.png').write_bytes(b'png')\n"
     )
-    res = run.run_external("page", script, quick=True, out_dir=tmp_path, timeout=60)
+    res = run.run_external("page", script, profile="quick", out_dir=tmp_path, timeout=60)
     assert res["exit"] == 0 and res["args"][0] == "--quick"
     data = json.loads((tmp_path / "page.json").read_text())
     assert data["quick"] is True and data["env"] == str(tmp_path)
@@ -170,7 +170,7 @@ def test_other_benchmarks_results_are_collected(tmp_path):
     text = md.read_text()
     assert "142 MB (`kernel_rss_mb/after_clicks` in page.json)" in text  # the kernel target line
     assert "![page](page.png)" in text
-    missing = run.run_external("al", tmp_path / "bench_al.py", quick=True, out_dir=tmp_path, timeout=60)
+    missing = run.run_external("al", tmp_path / "bench_al.py", profile="quick", out_dir=tmp_path, timeout=60)
     assert "not present" in missing["skipped"]
     # results a script wrote on its own (not run by this make bench) are shown, said so, with plots
     (tmp_path / "al.json").write_text(json.dumps({"date": "2026-01-02", "markdown": "| R8 | 0.17 |",
@@ -179,3 +179,58 @@ def test_other_benchmarks_results_are_collected(tmp_path):
     text = update_markdown(tmp_path / "B.md", tmp_path).read_text()
     assert "| R8 | 0.17 |" in text and "not by this run" in text and "![al-r8-lr](al-r8-lr.png)" in text
     assert "R8, lr | " in text  # the target line
+
+
+def test_options_are_matched_exactly_not_by_prefix(tmp_path):
+    """A script with --out-dir but no --out gets --out-dir (argparse would take `--out` for it
+    and make a folder named al.json: the crash `make bench-quick` had on a fresh clone)."""
+    import run
+
+    script = tmp_path / "bench_al.py"
+    script.write_text(
+        "import argparse, json, pathlib\n"
+        "ap = argparse.ArgumentParser(); ap.add_argument('--smoke', action='store_true')\n"
+        "ap.add_argument('--quick', action='store_true'); ap.add_argument('--out-dir')\n"
+        "a = ap.parse_args()\n"
+        "pathlib.Path(a.out_dir, 'al.json').write_text(json.dumps({'smoke': a.smoke, 'quick': a.quick}))\n"
+    )
+    for profile, smoke, quick in (("smoke", True, False), ("quick", False, True), ("full", False, False)):
+        out = tmp_path / profile
+        out.mkdir()
+        res = run.run_external("al", script, profile=profile, out_dir=out, timeout=60)
+        assert res["exit"] == 0 and "--out" not in res["args"] and "--out-dir" in res["args"]
+        assert (out / "al.json").is_file()
+        assert json.loads((out / "al.json").read_text()) == {"smoke": smoke, "quick": quick}
+
+
+@pytest.mark.slow
+def test_al_benchmark_and_report_on_a_fresh_clone_layout(tmp_path):
+    """`bench/run.py` with no --out/--md, in a copy of the project with no bench/results folder
+    (as a fresh clone has): the same driver -> bench_al.py -> report.py path as `make bench-quick`,
+    at the smoke profile's size (the bundled aldata.csv, so no download)."""
+    import shutil
+
+    repo = tmp_path / "clone"
+    for part in ("src", "scripts", "bench"):
+        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns(
+            "results", ".venv-baseline", "__pycache__", "*.egg-info"))
+    shutil.copy(ROOT / "aldata.csv", repo / "aldata.csv")
+    shutil.copy(ROOT / "BENCHMARKS.md", repo / "BENCHMARKS.md")
+    assert not (repo / "bench" / "results").exists()
+    p = subprocess.run([sys.executable, str(repo / "bench" / "run.py"), "--profile", "smoke", "--only", "al"],
+                       cwd=repo, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, PYTHONPATH=str(repo / "src")))
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = repo / "bench" / "results" / "smoke"
+    assert (out / "al.json").is_file(), sorted(str(f.relative_to(repo)) for f in out.rglob("*"))
+    al = json.loads((out / "al.json").read_text())
+    (job,) = al["jobs"]
+    assert job["name"] == "aldata-lr" and "error" not in job
+    assert {s for s in job["curves"]} == {"entropy", "margin", "random"}
+    assert (repo / job["png"]).is_file()
+    run_record = json.loads((out / "al-run.json").read_text())
+    assert run_record["exit"] == 0 and run_record["args"][0] == "--smoke"
+    md = (out / "BENCHMARKS.md").read_text()
+    assert "demo aldata.csv" in md and "![al-aldata-lr](al-aldata-lr.png)" in md
+    # the project's own BENCHMARKS.md is left alone by a smoke run
+    assert (repo / "BENCHMARKS.md").read_text() == (ROOT / "BENCHMARKS.md").read_text()

@@ -225,3 +225,42 @@ def test_an_imported_worker_id_starting_with_equals_is_escaped_too(sqlite_url, t
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["human_labels"] == "'=cmd|' /C calc'!A0: Advocacy"
+
+
+def test_autolabel_run_survives_any_number_of_retrains_until_a_newer_one(project, tmp_path):
+    """Prune keeps the newest 5 training runs plus the latest auto-label run: after 6 more
+    retrains the real `smartlabel export` still carries the auto-label run's labels."""
+    import os
+    import subprocess
+    import sys
+
+    from test_orchestrator import ROOT, cli_env
+    from smartlabel.orchestrator import KEEP_PREDICTION_RUNS
+
+    p = project
+    auto = autolabel(p["settings"], progress=False)
+    predicted = {r["item_id"]: r["predicted_label"] for r in
+                 rows(p["engine"], "SELECT item_id, predicted_label FROM predictions WHERE run_id = :r", r=auto.run_id)}
+    assert len(predicted) == 30
+    orch = orchestrator(p["url"], p["models"])
+    for _ in range(KEEP_PREDICTION_RUNS + 1):
+        assert orch.retrain().status == "ok"
+    left = {r["run_id"] for r in rows(p["engine"], "SELECT DISTINCT run_id FROM predictions")}
+    train_ids = [r["id"] for r in runs(p["engine"]) if r["kind"] == "train"]
+    assert left == set(train_ids[-KEEP_PREDICTION_RUNS:]) | {auto.run_id}  # the first training run is gone
+
+    out = subprocess.run([sys.executable, "-m", "smartlabel", "export", "--out", str(tmp_path / "x.jsonl"),
+                          "--no-progress"], env=cli_env(p["url"], p["models"]), capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"model labels from auto-label run {auto.run_id}" in out.stdout
+    lines = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text(encoding="utf-8").splitlines()]
+    model_rows = {r["id"]: r for r in lines if r["label_source"] == "model"}
+    assert set(model_rows) == set(predicted)
+    assert all(r["model_run"] == auto.run_id and r["final_label"] == predicted[i] for i, r in model_rows.items())
+
+    # a newer auto-label run replaces it: the next prune drops the older one
+    newer = autolabel(p["settings"], progress=False)
+    assert orch.retrain().status == "ok"
+    left = {r["run_id"] for r in rows(p["engine"], "SELECT DISTINCT run_id FROM predictions")}
+    assert newer.run_id in left and auto.run_id not in left

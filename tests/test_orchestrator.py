@@ -351,3 +351,18 @@ def test_keras_model_in_the_loop_predicts_every_class(sqlite_url, engine_for, tm
     preds = rows(engine, "SELECT item_id, predicted_label FROM predictions WHERE run_id = :r", r=run["id"])
     assert {p["predicted_label"] for p in preds} == {"Advocacy", "Others", "Personal Stories"}
     assert sum(p["predicted_label"] == truth[p["item_id"]] for p in preds) >= 0.8 * len(preds)
+
+
+def test_a_run_refreshes_planner_statistics_on_postgresql_and_leaves_none_on_sqlite(corpus, engine_for, tmp_path):
+    url, truth = corpus
+    engine = engine_for(url)
+    label_with_queue(url, truth, per_worker=10)
+    assert orchestrator(url, tmp_path / "models").tick().status == "ok"
+    if engine.dialect.name == "sqlite":  # deliberately none (smartlabel.store.stats)
+        assert rows(engine, "SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'") == []
+        return
+    got = {r["relname"]: r for r in rows(engine, """
+        SELECT s.relname, s.last_analyze, c.reltuples FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+        WHERE s.relname IN ('predictions', 'labels', 'items', 'handouts')""")}
+    assert all(got[t]["last_analyze"] is not None for t in ("predictions", "labels", "items", "handouts"))
+    assert (got["predictions"]["reltuples"], got["labels"]["reltuples"], got["items"]["reltuples"]) == (30, 30, 60)

@@ -222,7 +222,9 @@ def test_bulk_write_does_not_block_pop_on_postgres(pg_url, engine_for):
     run = new_run(engine)
     writer = engine.raw_connection()
     cur = writer.cursor()
-    # the writer takes KEY SHARE locks on every item through the foreign key, and holds them
+    # the writer holds an open bulk insert (and KEY SHARE locks on every item, as a foreign
+    # key check or a reader's FOR KEY SHARE would take)
+    cur.execute("SELECT id FROM items FOR KEY SHARE")
     cur.execute("INSERT INTO predictions (run_id, item_id, priority) "
                 "SELECT %s, id, random() FROM items", (run,))
     result = {}

@@ -73,14 +73,16 @@ def test_0004_keeps_every_label_and_its_downgrade_drops_only_retracted_ones(db_u
 
 def test_the_key_lookup_functions_are_not_public(pg_url, engine_for):
     """PostgreSQL: the SECURITY DEFINER functions exist with a fixed search path, and PUBLIC may
-    not call them (only the roles `smartlabel db roles` grants EXECUTE to)."""
+    not call them (only the roles `smartlabel db roles` grants EXECUTE to; the counting
+    trigger's function runs from its triggers only)."""
     engine = engine_for(pg_url)
     with engine.connect() as conn:
         rows = conn.execute(text("""
             SELECT p.proname, p.prosecdef, p.proconfig,
                    has_function_privilege('public', p.oid, 'EXECUTE') AS public_may
             FROM pg_proc p WHERE p.proname LIKE 'smartlabel\\_%' ORDER BY 1""")).all()
-    assert [r.proname for r in rows] == ["smartlabel_labeller_by_key", "smartlabel_labeller_by_name"]
+    assert [r.proname for r in rows] == ["smartlabel_count_items", "smartlabel_labeller_by_key",
+                                         "smartlabel_labeller_by_name"]
     for r in rows:
         assert r.prosecdef and not r.public_may
         assert r.proconfig == ["search_path=public, pg_temp"]

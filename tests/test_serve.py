@@ -83,7 +83,7 @@ def test_prepare_takes_each_pages_defaults_from_the_settings(tmp_path, monkeypat
     with pytest.raises(ConfigError, match="DASHBOARD_TOKEN is the same as VOILA_TOKEN"):
         load_settings(voila_token="same", dashboard_token="same")
     assert page.url == "http://127.0.0.1:9001/?token=lab"
-    assert page.argv == serve.voila_argv(page.notebook, "127.0.0.1", 9001, "lab")
+    assert page.argv == serve.voila_argv(page.notebook, "127.0.0.1", 9001, "lab", 600)  # KERNEL_IDLE_SECONDS
     with pytest.raises(ConfigError, match="--port 0"):
         serve.prepare(LABELLING, settings, host="127.0.0.1", port=0)
 
@@ -107,6 +107,22 @@ def test_voila_command_line():
                              "--VoilaConfiguration.show_tracebacks=False", "--theme=light"}
     # an empty token is passed on: Voila would otherwise make one up
     assert "--Voila.token=" in serve.voila_argv(Path("x.ipynb"), "127.0.0.1", 1, "")
+
+
+@pytest.mark.parametrize("idle, interval", [(600, 60), (5, 2), (1, 1), (90, 45), (3600, 60)])
+def test_kernel_culling_options(idle, interval, tmp_path, monkeypatch):
+    """KERNEL_IDLE_SECONDS reaches jupyter-server's culler (the option names Voila 0.5 passes on
+    to its MappingKernelManager): checked at most every minute and within the timeout; a kernel
+    with a connected tab, or busy, is never culled."""
+    argv = serve.voila_argv(Path("x.ipynb"), "127.0.0.1", 1, "t", idle)
+    assert argv[-4:] == [f"--MappingKernelManager.cull_idle_timeout={idle}",
+                         f"--MappingKernelManager.cull_interval={interval}",
+                         "--MappingKernelManager.cull_connected=False", "--MappingKernelManager.cull_busy=False"]
+    assert interval <= min(60, idle)
+    assert not [a for a in serve.voila_argv(Path("x.ipynb"), "127.0.0.1", 1, "t", 0) if "cull" in a]
+    monkeypatch.chdir(tmp_path)
+    launch = serve.prepare(LABELLING, load_settings(kernel_idle_seconds=idle), host="127.0.0.1")
+    assert f"--MappingKernelManager.cull_idle_timeout={idle}" in launch.argv
 
 
 # --- the kernels' environment ----------------------------------------------------------------

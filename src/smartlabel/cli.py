@@ -311,8 +311,9 @@ def import_cmd(
 ):
     """Add posts (and existing labels) from FILE; posts already imported are skipped.
 
-    The whole file is one transaction: if any line is bad, nothing is imported and
-    the error names the line and column.
+    The whole file is checked first: if any line is bad, nothing is imported and the
+    error names the line and column. PostgreSQL writes it in one transaction; SQLite in
+    chunks, so labellers keep submitting (an interrupted import resumes when run again).
     """
     from smartlabel.importer import import_file
 
@@ -345,6 +346,9 @@ def orchestrate_cmd(
 
     Each run is a row in model_runs (scores, status, message) and a model file
     MODELS_DIR/<timestamp> <cv score>.pkl. MODEL, ACQUISITION, CLASS_WEIGHT choose how.
+
+    One orchestrator per database: a second one says which one runs (host, pid, since when)
+    and exits with status 3.
     """
     from smartlabel.orchestrator import main as orchestrate_main
 

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -103,6 +104,9 @@ labels = Table(
     # an undo retracts the label instead of deleting it: when, and by whom (the labeller)
     Column("retracted_at", DateTime, nullable=True),
     Column("retracted_by", String(200), nullable=True),
+    # a label that came after its lease was lost, when OVERLAP others had labelled the post:
+    # counted in agreement, never in the agreed label (the first labels decide)
+    Column("second_opinion", Boolean, nullable=False, default=False, server_default=text("false")),
     Index("ix_labels_item_id", "item_id"),
     Index("ix_labels_worker_id_created_at", "worker_id", "created_at"),
 )
@@ -174,8 +178,10 @@ model_runs = Table(
 predictions = Table(
     "predictions",
     metadata,
-    Column("run_id", Integer, ForeignKey("model_runs.id", ondelete="CASCADE"), primary_key=True),
-    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    # no foreign keys (migration 0008): COPY checked both per row; deleting a post deletes
+    # its predictions through the counting trigger on `items`, and runs are never deleted
+    Column("run_id", Integer, primary_key=True, autoincrement=False),
+    Column("item_id", Integer, primary_key=True, autoincrement=False),
     Column("predicted_label", String(200), nullable=True),
     Column("confidence", Float, nullable=True),
     Column("second_label", String(200), nullable=True),
@@ -280,8 +286,20 @@ orchestrator_heartbeat = Table(
     Column("state", String(40), nullable=False),
 )
 
+# "done of total" for the progress bar without scanning `items`: triggers on `items`
+# (migration 0008) keep these rows exact in the same transaction; the counts are the
+# SUM over the rows (PostgreSQL spreads the updates over 8 shards, SQLite uses one).
+item_counts = Table(
+    "item_counts",
+    metadata,
+    Column("shard", Integer, primary_key=True, autoincrement=False),
+    Column("total", BigInteger, nullable=False, server_default=text("0")),
+    Column("done", BigInteger, nullable=False, server_default=text("0")),
+)
+
 TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state,
-          quality_runs, agreement, suspect_labels, labellers, orchestrator_heartbeat]
+          quality_runs, agreement, suspect_labels, labellers, item_counts,
+          orchestrator_heartbeat]
 
 
 def default_sqlite_path(url: str) -> str | None:
@@ -307,8 +325,23 @@ def _sqlite_begin(conn):
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str | Engine | None = None, **kw) -> Engine:
-    """An engine for `url` (default: settings' DATABASE_URL), tuned for its dialect."""
+# PostgreSQL connections per process (the connection budget, README "Connection budget"):
+# a labeller's kernel uses one (`connections=1`: a click waits for it, never opens a second);
+# every other process (orchestrator, CLI, dashboard) at most POOL_SIZE + POOL_OVERFLOW.
+POOL_SIZE = 2
+POOL_OVERFLOW = 2
+# how long a step waits for the kernel's one connection (the lease renewal may hold it for
+# a few milliseconds) before the page says the server is busy
+POOL_TIMEOUT_SECONDS = 20.0
+
+
+def make_engine(url: str | Engine | None = None, *, connections: int | None = None, **kw) -> Engine:
+    """An engine for `url` (default: settings' DATABASE_URL), tuned for its dialect.
+
+    `connections=n` (PostgreSQL): at most n connections, none beyond (a step that finds
+    them all in use waits up to POOL_TIMEOUT_SECONDS, then fails as "busy"); the default
+    is a small bounded pool (POOL_SIZE + POOL_OVERFLOW).
+    """
     if isinstance(url, Engine):
         return url
     if url is None:
@@ -338,8 +371,14 @@ def make_engine(url: str | Engine | None = None, **kw) -> Engine:
         return engine
     if backend == "postgresql":
         kw.setdefault("pool_pre_ping", True)
-        kw.setdefault("pool_size", 5)
-        kw.setdefault("max_overflow", 10)
+        if connections is not None:
+            if connections < 1:
+                raise ConfigError(f"connections={connections}: an engine needs at least one connection")
+            kw.setdefault("pool_size", connections)
+            kw.setdefault("max_overflow", 0)
+            kw.setdefault("pool_timeout", POOL_TIMEOUT_SECONDS)
+        kw.setdefault("pool_size", POOL_SIZE)
+        kw.setdefault("max_overflow", POOL_OVERFLOW)
         return create_engine(url, **kw)
     raise ConfigError(f"DATABASE_URL uses {backend!r}; smartlabel supports sqlite and postgresql")
 

@@ -56,6 +56,7 @@ class QualityInputError(SmartlabelError, ValueError):
 
 # --- one line for any exception ------------------------------------------------------------
 
+BUSY = "busy"                # the database server (or this process's pool) has no free connection
 UNREACHABLE = "unreachable"  # the database cannot be reached (or refused the login)
 NO_SCHEMA = "no schema"      # the database has no smartlabel tables
 SCHEMA = "schema"            # a statement the schema does not fit (not migrated to this code?)
@@ -63,6 +64,14 @@ PRIVILEGE = "privilege"      # the database role may not do this (least-privileg
 OURS = "ours"                # a SmartlabelError: its message already says what to do
 OTHER = "other"
 
+# What a labeller reads when the server has no connection left for their page: their click
+# is kept, and Retry sends it again.
+SERVER_BUSY = "The server is busy: try again in a minute"
+_TOO_MANY_CONNECTIONS = "53300"  # PostgreSQL's SQLSTATE for "sorry, too many clients already"
+# psycopg2 gives no SQLSTATE for an error at login, only the server's words (English unless
+# the server's lc_messages says otherwise): "sorry, too many clients already", "too many
+# connections for role/database ...", "remaining connection slots are reserved ..."
+_TOO_MANY_SAID = ("too many clients", "too many connections", "connection slots are reserved")
 _UNDEFINED_TABLE = "42P01"  # PostgreSQL's SQLSTATE for "relation ... does not exist"
 _INSUFFICIENT_PRIVILEGE = "42501"  # "permission denied for table ..."
 # SQLite reports these as OperationalError (PostgreSQL: ProgrammingError), like a lost connection
@@ -72,9 +81,14 @@ _SQLITE_SCHEMA = ("no such column", "has no column named")
 def error_kind(exc: BaseException) -> str:
     """Which of the kinds above `exc` is (what `describe_error` explains)."""
     from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError  # sqlalchemy is slow to import
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    if isinstance(exc, PoolTimeout):  # every connection of this process's pool stayed in use
+        return BUSY
     if isinstance(exc, DBAPIError):
         said = str(exc.orig)
+        if getattr(exc.orig, "pgcode", None) == _TOO_MANY_CONNECTIONS or any(s in said for s in _TOO_MANY_SAID):
+            return BUSY
         # psycopg2 errors carry a SQLSTATE; sqlite3 says it only in words
         if getattr(exc.orig, "pgcode", None) == _UNDEFINED_TABLE or said.startswith("no such table"):
             return NO_SCHEMA
@@ -101,6 +115,9 @@ def describe_error(exc: BaseException, database=None) -> str:
         return str(exc)
     kind, first = error_kind(exc), _first_line(exc)
     at = f" at {_shown_url(database)}" if database is not None else ""
+    if kind == BUSY:
+        return (f"{SERVER_BUSY}: the database{at} has no free connection right now ({first.rstrip('.')}). "
+                "If it lasts, see the connection budget in the README")
     if kind == UNREACHABLE:
         return (f"cannot reach the database{at}: {first.rstrip('.')}. "
                 "Check DATABASE_URL and that the database server is running.")

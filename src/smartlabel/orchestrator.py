@@ -22,7 +22,8 @@ inserts a `model_runs` row with status `running` and runs these steps:
    (`modelstore.save`); the row is marked `ok` with its scores; only then
    `store.runs.set_current` switches the queue to the run in one statement; the
    label-quality pass runs (its failure never fails the run); old predictions and
-   model files are pruned; one log line sums the run up.
+   model files are pruned; planner statistics are refreshed (`store.stats`); one log
+   line sums the run up.
 
 A run that fails (a model error, the database gone) is marked `failed` with its
 message, logged as one line, and the loop goes on (retries back off while the
@@ -32,6 +33,10 @@ scoring batches): the run in progress stops at the next check, is marked failed
 file is written the run completes. A second signal stops at once. A restart
 marks runs left `running` as interrupted and carries on from the database.
 `main` also runs the heartbeat (`smartlabel.heartbeat`) for `smartlabel health`.
+
+One orchestrator per database: `run_forever` holds the orchestrator lock
+(`smartlabel.store.locks`) for its whole life; a second one gets LockHeld, and
+`smartlabel orchestrate` prints who holds it and exits EXIT_ALREADY_RUNNING.
 """
 
 from __future__ import annotations
@@ -54,11 +59,13 @@ from smartlabel.heartbeat import Heartbeat
 from smartlabel.store import items as store_items
 from smartlabel.store import labels as store_labels
 from smartlabel.store import predictions, runs
+from smartlabel.store.locks import LockHeld, OrchestratorLock
 from smartlabel.training import AUDIT_MIN, Learner, Scored
 
 log = logging.getLogger("smartlabel.orchestrator")
 
 KEEP_PREDICTION_RUNS = 5
+EXIT_ALREADY_RUNNING = 3  # `smartlabel orchestrate` when another orchestrator holds the database
 MAX_BACKOFF_STEPS = 5  # failed runs retry after interval * 2**k, k <= this
 
 
@@ -135,6 +142,9 @@ class Orchestrator:
         self._last_why: str | None = None
         self._last_error: str | None = None
         self.activity = "waiting"  # what the heartbeat says: waiting | run N
+        self.lock: OrchestratorLock | None = None  # held by run_forever: one orchestrator per database
+        self.lost_lock: LockHeld | None = None
+        self._said_statistics = False
 
     # -- signals --
 
@@ -160,8 +170,43 @@ class Orchestrator:
     # -- the loop --
 
     def run_forever(self, *, once: bool = False, force: bool = False) -> RunResult | None:
-        """Check, maybe retrain, wait; until stopped (or after one check with `once`)."""
+        """Check, maybe retrain, wait; until stopped (or after one check with `once`).
+
+        Holds the database's orchestrator lock all along (`smartlabel.store.locks`): raises
+        LockHeld at once when another orchestrator runs on this database."""
         modelstore.prepare_folder(self.models_dir)
+        failed = self._take_lock(once=once)
+        if failed is not None:
+            return failed
+        try:
+            return self._loop(once=once, force=force)
+        finally:
+            self.lock.release()
+            self.lock = None
+
+    def _take_lock(self, *, once: bool) -> RunResult | None:
+        """Take the orchestrator lock, waiting while the database is away (one log line).
+        Returns None once held, a failed result when stopped (or `once`) before that."""
+        while True:
+            try:
+                self.lock = OrchestratorLock(self.engine).acquire()
+                if self._last_error is not None:
+                    log.info("the database answers again")
+                    self._last_error = None
+                return None
+            except LockHeld:
+                raise
+            except Exception as exc:
+                msg = self._describe(exc)
+                (log.error if msg != self._last_error else log.debug)("check failed: %s", msg)
+                self._last_error = msg
+                if once:
+                    return RunResult(None, "failed", msg)
+            self._sleep(float(self.settings.retrain_interval_seconds))
+            if self.stopping:
+                return RunResult(None, "failed", "stopped before the database answered")
+
+    def _loop(self, *, once: bool, force: bool) -> RunResult | None:
         removed = modelstore.remove_temporary(self.models_dir)
         if removed:
             log.info("removed %d temporary file(s) a stopped run left in %s", removed, self.models_dir)
@@ -191,8 +236,15 @@ class Orchestrator:
     def tick(self, *, force: bool = False) -> RunResult | None:
         """One check: retrain when due. Never raises (except on a second signal)."""
         try:
+            if self.lock is not None:
+                self.lock.verify()
             self._recover()
             due, why = self.due(force=force)
+        except LockHeld as held:
+            # our lock's connection was lost and another orchestrator took the database meanwhile
+            log.error("%s", already_running(held))
+            self.lost_lock, self.stopping = held, True
+            return RunResult(None, "failed", already_running(held))
         except Exception as exc:
             msg = self._describe(exc)
             # one line when the problem starts (or changes), not one every interval
@@ -300,6 +352,7 @@ class Orchestrator:
                f"labelled post(s) ({have})")
         self._finish(run.id, "skipped", msg, n_labels=len(run.y), n_classes=len(run.classes))
         log.info("run %d skipped: %s", run.id, msg)
+        self._statistics(run)
         return RunResult(run.id, "skipped", msg)
 
     def _texts(self, ids) -> Iterator[str]:
@@ -379,6 +432,7 @@ class Orchestrator:
         self._update_quality(run)
         pruned = predictions.prune(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
         gone = modelstore.prune(self.models_dir, int(s.keep_models))
+        self._statistics(run)
         audit = (f"audit {modelstore.format_score(scores['audit_accuracy'])} (n={scores['n_audit']})"
                  if scores["audit_accuracy"] is not None else f"audit n/a ({scores['n_audit']} random)")
         log.info(
@@ -412,6 +466,18 @@ class Orchestrator:
         except Exception as exc:
             log.warning("run %d: quality pass failed: %s", run.id, self._describe(exc))
 
+    def _statistics(self, run: _Run) -> None:
+        """ANALYZE / PRAGMA optimize (`smartlabel.store.stats`): a failure never fails the run."""
+        from smartlabel.store.stats import optimize
+
+        try:
+            _, skipped = optimize(self.engine)
+            if skipped and not self._said_statistics:  # once per process, not once per run
+                log.info("statistics: %s", skipped)
+                self._said_statistics = True
+        except Exception as exc:
+            log.warning("run %d: refreshing planner statistics failed: %s", run.id, self._describe(exc))
+
     def _finish(self, run_id: int, status: str, message: str, *, quiet: bool = False, **values) -> bool:
         try:
             runs.finish(self.engine, run_id, status, message, **values)
@@ -434,23 +500,38 @@ def configure_logging(level: str = "INFO") -> None:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
 
 
+def already_running(held: LockHeld) -> str:
+    return f"another orchestrator ({held.holder}) is running on this database: stop it first"
+
+
 def main(*, once: bool = False, force: bool = False, settings=None, models_dir=None,
          database_url: str | None = None) -> int:
-    """The `smartlabel orchestrate` command: exit status 1 when the (only) run failed."""
+    """The `smartlabel orchestrate` command: exit status 1 when the (only) run failed,
+    EXIT_ALREADY_RUNNING when another orchestrator holds the database."""
+    import sys
+
     configure_logging()
     orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=int(orch.settings.train_threads))  # for the process's life
     orch.install_signal_handlers()
     # the heartbeat (smartlabel.heartbeat): a thread of its own, so a long run keeps beating
     beat = Heartbeat(orch.engine, lambda: "stopping" if orch.stopping else orch.activity,
                      interval=float(orch.settings.heartbeat_seconds)).start()
     try:
         result = orch.run_forever(once=once, force=force)
+    except LockHeld as held:
+        print(f"error: {already_running(held)}", file=sys.stderr, flush=True)
+        return EXIT_ALREADY_RUNNING
     except KeyboardInterrupt:
         log.info("orchestrator stopped at once")
         return 130
     finally:
         beat.stop()
         orch.engine.dispose()
+    if orch.lost_lock is not None:
+        return EXIT_ALREADY_RUNNING
     if once and result is not None and result.status == "failed":
         return 1
     return 0

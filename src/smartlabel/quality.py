@@ -339,9 +339,11 @@ def update_quality(engine: Engine | str, run_id: int, oof_proba=None, classes: S
     if oof_proba is not None and (classes is None or item_ids is None or y is None):
         raise QualityInputError("oof_proba needs classes, item_ids and y with it")
     rows = store_labels.rows(engine)
-    agree = agreement_rows(rows)
+    agree = agreement_rows(rows)  # second opinions count in agreement...
     votes = _votes(rows)
-    ties = sorted(i for i, v in votes.items() if sum(v.values()) >= 2 and _majority(v) is None)
+    # ...but never decide: a late label disagreeing with the first is no tie to break
+    deciding = _votes(store_labels.rows(engine, deciding=True))
+    ties = sorted(i for i, v in deciding.items() if sum(v.values()) >= 2 and _majority(v) is None)
     suspects: list[Suspect] = []
     thresholds: dict = {}
     ids: list[int] = []
@@ -394,8 +396,9 @@ def latest_agreement(engine: Engine | str) -> list[dict]:
 def item_quality(engine: Engine | str, item_ids: Sequence[int] | None = None) -> dict[int, dict]:
     """Per labelled or suspect post (only those in `item_ids` when given), for export:
 
-    n_labels, agreed_label (strict majority, else None), agreement (share of the post's
-    labels equal to its commonest label; None with one label), reviews (labels given in
+    n_labels, agreed_label (strict majority of the labels that decide, second opinions left
+    out, else None), agreement (share of the post's labels, second opinions in, equal to its
+    commonest label; None with one label), reviews (labels given in
     review), suspect (flagged by the newest quality pass), suspect_kind ('model'|'tie'),
     suggested_label, suspect_score.
     """
@@ -407,6 +410,7 @@ def item_quality(engine: Engine | str, item_ids: Sequence[int] | None = None) ->
     # a batch of ids (export streams in id order) reads only its id range
     lo, hi = (min(wanted), max(wanted)) if wanted else (None, None)
     rows = store_labels.rows(engine, lo, hi)
+    deciding = _votes(store_labels.rows(engine, lo, hi, deciding=True))
     reviews = store_labels.review_counts(engine, lo, hi)
     flagged = {} if run is None else store_quality.flagged(engine, run, lo, hi)
     if wanted is not None:
@@ -415,7 +419,7 @@ def item_quality(engine: Engine | str, item_ids: Sequence[int] | None = None) ->
     out: dict[int, dict] = {}
     for item_id, v in _votes(rows).items():
         n = sum(v.values())
-        out[item_id] = {"n_labels": n, "agreed_label": _majority(v),
+        out[item_id] = {"n_labels": n, "agreed_label": _majority(deciding.get(item_id, Counter())),
                         "agreement": (v.most_common(1)[0][1] / n) if n >= 2 else None,
                         "reviews": int(reviews.get(item_id, 0)), "suspect": False, "suspect_kind": None,
                         "suggested_label": None, "suspect_score": None}

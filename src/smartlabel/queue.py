@@ -6,15 +6,22 @@ by it, and adds `skip` and `counts`.
 
 How a hand-out stays atomic:
 - PostgreSQL: one statement picks the best open item with `FOR NO KEY UPDATE
-  SKIP LOCKED` (NO KEY, so the orchestrator's bulk insert of predictions, which
-  takes KEY SHARE locks on items through the foreign key, never hides items from
-  labellers), claims it in `leases` with an upsert that only succeeds when no one
+  SKIP LOCKED` (NO KEY: a KEY SHARE lock on items, as a foreign key check takes,
+  never hides items from labellers; `predictions` has no foreign key since
+  migration 0008, so the orchestrator's bulk write takes none), claims it in `leases` with an upsert that only succeeds when no one
   else holds a live lease (re-checked on the latest row, so a race is lost
   cleanly, never won twice), and logs it in `handouts`.
 - SQLite: the same queries inside `BEGIN IMMEDIATE` (one writer at a time).
 
 An item is held by at most one labeller at a time; with OVERLAP=k it returns to
 the pool after each label until k distinct labellers have labelled it.
+
+Leases and late labels: the page renews its lease (`renew`) while a post is on screen, so
+a post read for long is not handed to someone else. A label that arrives after the lease
+was lost is still stored; if OVERLAP labellers already labelled the post meanwhile, the
+first labels decide and the late one is a *second opinion* (`labels.second_opinion`):
+counted in agreement, never in the post's agreed label, training or export. Audit and
+review hand-outs (posts handed out *because* they are done) are votes, never second opinions.
 
 Priorities live in `predictions` per model run; `queue_state.current_run_id`
 says which run the queue follows, so a new run is written aside and switched on
@@ -148,6 +155,7 @@ def _pg_pop_sql(candidate: str) -> str:
 
 
 _PG_POP = {name: _pg_pop_sql(sql) for name, sql in _CANDIDATES.items()}
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 
 _ITEM = f"""
     SELECT i.id, i.external_id, i.title, i.selftext, i.clean_selftext, i.extra,
@@ -180,8 +188,24 @@ _LAST_HANDOUT = """
     WHERE item_id = :item_id AND worker_id = :worker ORDER BY id DESC LIMIT 1"""
 _MY_LIVE_LABEL = "SELECT 1 FROM labels WHERE item_id = :item_id AND worker_id = :worker AND retracted_at IS NULL"
 _INSERT_LABEL = """
-    INSERT INTO labels (item_id, label, worker_id, created_at, seconds_spent, handout_reason, run_id)
-    VALUES (:item_id, :label, :worker, :now, :spent, :reason, :run_id)"""
+    INSERT INTO labels (item_id, label, worker_id, created_at, seconds_spent, handout_reason, run_id,
+                        second_opinion)
+    VALUES (:item_id, :label, :worker, :now, :spent, :reason, :run_id, :second)"""
+# how many other labellers' labels already decide this post (second opinions left out)
+_DECIDED_BY_OTHERS = """
+    SELECT COUNT(DISTINCT worker_id) FROM labels WHERE item_id = :item_id AND worker_id <> :worker
+      AND retracted_at IS NULL AND NOT second_opinion"""
+# after an undo the post is handed back as 'undo': why the label it replaces was handed out
+_REPLACED_REASON = """
+    SELECT handout_reason FROM labels WHERE item_id = :item_id AND worker_id = :worker
+      AND retracted_at IS NOT NULL AND (handout_reason IS NULL OR handout_reason <> 'undo')
+    ORDER BY id DESC LIMIT 1"""
+# hand-outs of posts that are done on purpose: their labels are votes, not second opinions
+VOTE_ON_DONE = ("audit", "review")
+# renew: only this worker's own lease, and only while it is live
+_RENEW = """
+    UPDATE leases SET expires_at = :expires
+    WHERE item_id = :item_id AND worker_id = :worker AND expires_at > :now"""
 # skip
 _HANDED_TO_ME = "SELECT 1 FROM handouts WHERE item_id = :item_id AND worker_id = :worker"
 _INSERT_SKIP = "INSERT INTO skips (item_id, worker_id, skipped_at) VALUES (:item_id, :worker, :now)"
@@ -199,7 +223,8 @@ _RETRACT = """
     UPDATE labels SET retracted_at = :now, retracted_by = :worker
     WHERE id = :id AND worker_id = :worker AND retracted_at IS NULL"""
 # progress
-_COUNT_ITEMS = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN done THEN 1 ELSE 0 END), 0) FROM items"
+# O(1) at any pool size: the counter rows triggers on `items` keep (migration 0008)
+_COUNT_ITEMS = "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(done), 0) FROM item_counts"
 _COUNT_MINE = "SELECT COUNT(*) FROM labels WHERE worker_id = :worker AND retracted_at IS NULL"
 _COUNT_LEASED = "SELECT COUNT(*) FROM leases WHERE expires_at > :now"
 # is anything still open for this worker (possibly held by others right now)?
@@ -280,8 +305,11 @@ class LabelQueue:
                 break
         raise IndexError(f"no post left for {worker!r}")
 
-    def submit(self, item_id: int, label: str) -> None:
-        """Store this worker's label for an item they were handed (never overwrites)."""
+    def submit(self, item_id: int, label: str) -> bool:
+        """Store this worker's label for an item they were handed (never overwrites).
+
+        Returns True when it was stored as a second opinion: the lease had been lost and
+        OVERLAP other labellers labelled the post meanwhile (their labels decide)."""
         worker = self._authorised()
         if label not in self.labels:
             raise UnknownLabelError(
@@ -303,13 +331,27 @@ class LabelQueue:
                 raise AlreadyLabelledError(
                     f"{worker!r} already labelled post {item_id}; use undo to change that label"
                 )
+            second = self._is_second_opinion(conn, mine, held.reason)
             conn.execute(text(_INSERT_LABEL), {
                 **mine, "label": label, "now": now, "reason": held.reason, "run_id": held.run_id,
-                "spent": max(0.0, (now - as_datetime(held.handed_at)).total_seconds())})
+                "spent": max(0.0, (now - as_datetime(held.handed_at)).total_seconds()), "second": second})
             store_items.recount(conn, [item_id], self.overlap)
             conn.execute(text(_SINK_DONE), {"item_id": item_id, "floor": DONE_PRIORITY})
             _release(conn, item_id, worker)
         self._mark(item_id, "labelled")
+        return second
+
+    def renew(self, item_id: int) -> bool:
+        """Extend this worker's live lease on `item_id` by LEASE_SECONDS from now.
+
+        False (nothing changed) when the lease is not theirs or no longer live: it expired,
+        or the post was labelled, skipped or handed to someone else."""
+        worker = self._authorised()
+        with immediate(self.engine) as conn:
+            now = utcnow()
+            done = conn.execute(text(_RENEW), {"item_id": item_id, "worker": worker, "now": now,
+                                               "expires": now + timedelta(seconds=self.lease_seconds)})
+            return done.rowcount == 1
 
     def skip(self, item_id: int) -> None:
         """Give the item back to the pool and lower it for this worker only."""
@@ -430,6 +472,14 @@ class LabelQueue:
             return _REVIEW_ORDER
         return _ORDER
 
+    def _is_second_opinion(self, conn: Connection, mine: dict, reason: str | None) -> bool:
+        """Is a label given now to this post a second opinion (see the module's docstring)?"""
+        if reason == "undo":  # a relabel after undo is what the label it replaces was
+            reason = conn.execute(text(_REPLACED_REASON), mine).scalar()
+        if reason in VOTE_ON_DONE:
+            return False
+        return int(conn.execute(text(_DECIDED_BY_OTHERS), mine).scalar_one()) >= self.overlap
+
     def _lock_item(self, conn: Connection, item_id: int) -> None:
         sql = _LOCK_ITEM["postgresql" if self._pg else "sqlite"]
         if conn.execute(text(sql), {"item_id": item_id}).first() is None:
@@ -442,11 +492,16 @@ class LabelQueue:
         params = {"worker": worker, "now": now, "expires": now + timedelta(seconds=self.lease_seconds),
                   "item_id": item_id}
         if self._pg:
-            for name in order:
-                with self.engine.begin() as conn:
+            # One transaction for every path tried (a path that finds nothing locks nothing),
+            # committed without waiting for the WAL flush: a hand-out is re-done after a
+            # server crash (its lease and log row lost, the post comes back); labels are
+            # the durable writes (submit waits for its commit as usual).
+            with self.engine.begin() as conn:
+                conn.execute(text(_ASYNC_COMMIT))
+                for name in order:
                     row = conn.execute(text(_PG_POP[name]), {**params, "reason": reason or name}).first()
-                if row is not None:
-                    return row.item_id, reason or name
+                    if row is not None:
+                        return row.item_id, reason or name
             return None
         with immediate(self.engine) as conn:
             now = utcnow()  # after BEGIN IMMEDIATE: waiting for the lock must not age the lease

@@ -88,11 +88,33 @@ def check_port(port: int) -> int:
     return port
 
 
-def voila_argv(notebook: Path, host: str, port: int, token: str) -> list[str]:
-    """The Voila command line (an empty token switches Voila's token check off)."""
+def cull_interval(idle_seconds: int) -> int:
+    """How often jupyter-server looks for idle kernels: at most every minute, and at least
+    twice per idle timeout (so a kernel goes at most half a timeout late)."""
+    return max(1, min(60, idle_seconds // 2))
+
+
+def culling_argv(idle_seconds: int) -> list[str]:
+    """jupyter-server's kernel culling, as Voila passes it on to its kernel manager.
+
+    A kernel is shut down once it has been idle (no message from it) for `idle_seconds`
+    and no browser tab is connected to it (`cull_connected=False`: an open tab keeps its
+    kernel however long the labeller reads; a tab that crashed or was closed leaves no
+    connection, so its kernel goes). A busy kernel is never culled. 0 turns culling off.
+    """
+    if idle_seconds <= 0:
+        return []
+    return [f"--MappingKernelManager.cull_idle_timeout={idle_seconds}",
+            f"--MappingKernelManager.cull_interval={cull_interval(idle_seconds)}",
+            "--MappingKernelManager.cull_connected=False", "--MappingKernelManager.cull_busy=False"]
+
+
+def voila_argv(notebook: Path, host: str, port: int, token: str, kernel_idle_seconds: int = 0) -> list[str]:
+    """The Voila command line (an empty token switches Voila's token check off; with
+    `kernel_idle_seconds`, kernels without a tab are culled, see `culling_argv`)."""
     return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
             f"--Voila.ip={host}", "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
-            f"--Voila.token={token}"]
+            f"--Voila.token={token}", *culling_argv(kernel_idle_seconds)]
 
 
 def kernel_environment(settings, database_url: str | None = None) -> dict[str, str]:
@@ -134,6 +156,7 @@ class Launch:
     port: int
     token: str
     environment: dict[str, str]
+    kernel_idle_seconds: int = 0
 
     @property
     def url(self) -> str:
@@ -141,7 +164,7 @@ class Launch:
 
     @property
     def argv(self) -> list[str]:
-        return voila_argv(self.notebook, self.host, self.port, self.token)
+        return voila_argv(self.notebook, self.host, self.port, self.token, self.kernel_idle_seconds)
 
     @property
     def warning(self) -> str:
@@ -165,4 +188,4 @@ def prepare(page: Page, settings, *, host: str, port: int | None = None, token: 
     check_dashboard_token(page, token, settings)
     port = check_port(page.port(settings) if port is None else port)
     return Launch(page, find_notebook(page, notebook), host, port, token,
-                  kernel_environment(settings, database_url))
+                  kernel_environment(settings, database_url), int(settings.kernel_idle_seconds))

@@ -69,12 +69,22 @@ class Settings(BaseSettings):
     score_batch_size: int = Field(
         20000, ge=100, description="Posts scored per batch when the orchestrator writes priorities."
     )
+    train_threads: int = Field(
+        1, ge=1, le=64, description="BLAS/OpenMP threads the orchestrator trains and scores with. 1 is fastest "
+        "for the small fits active learning does (measured: a 300-label fit took 0.4 s with one thread, "
+        "3-5 s with one per core on a busy 2-core host) and leaves the other cores to PostgreSQL and the page.",
+    )
     max_field_chars: int = Field(
         100_000, ge=100, description="Longest title or body the importer accepts, in characters."
     )
     voila_port: int = Field(8866, description="Port of the labelling page.")
     voila_token: str = Field(
         "", description="Access token labellers need for the labelling page (empty: no token)."
+    )
+    kernel_idle_seconds: int = Field(
+        600, ge=0, description="A page's kernel (about 100-200 MB) is shut down after this many idle seconds "
+        "once no browser tab is connected to it (a closed or crashed tab); an open tab keeps its kernel. "
+        "A labeller who comes back reloads and gets their post again. 0: never.",
     )
 
     # --- label quality and the admin dashboard ---

@@ -264,7 +264,12 @@ class ActiveFeatures(ClassifierMixin, BaseEstimator):
         self.columns_ = np.unique(X.indices)
         if len(self.columns_) == 0:
             raise ValueError("the labelled posts have no words the vectoriser knows")
-        self.estimator_ = clone(self.estimator).fit(X[:, self.columns_], y)
+        from smartlabel import rowspace
+
+        X = X[:, self.columns_]
+        head = clone(self.estimator)
+        # a few hundred labels, 10^4+ columns: the same logistic regression, in the row space
+        self.estimator_ = rowspace.fit(head, X, y) if rowspace.applies(head, X) else head.fit(X, y)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = X.shape[1]
         return self
@@ -396,9 +401,10 @@ class FeatureCache:
         return SyncStats(added=len(new_ids), removed=removed, total=len(ids))
 
     def _refit(self, ids, hashes, fetch_texts) -> SyncStats:
-        vec = clone(self.template)
+        from smartlabel import tfidf
+
         try:
-            X = vec.fit_transform(fetch_texts(ids.tolist()))
+            vec, X = tfidf.fit_transform(self.template, fetch_texts(ids.tolist()))
         except ValueError as exc:
             if "empty vocabulary" in str(exc):
                 raise SmartlabelError(

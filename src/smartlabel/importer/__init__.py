@@ -26,10 +26,16 @@ What is new
     never overwritten; a different label from the same worker is reported).
 
 Safety
-    The whole file is one transaction: on any error nothing is written, and the
-    error (ImportFileError) names the file, line and column and says what to do.
-    Imports run one at a time (a PostgreSQL advisory lock; SQLite's write lock).
-    Rows are inserted in batches with executemany, so it is fast on both backends.
+    On any error in the file nothing is written, and the error (ImportFileError)
+    names the file, line and column and says what to do. PostgreSQL: the whole file
+    is one transaction. SQLite (one writer at a time, labellers included): the whole
+    file is checked first, then written in chunks of CHUNK_ROWS rows or CHUNK_SECONDS,
+    each its own transaction, so a labeller's submit waits for one chunk at most; an
+    interrupted import resumes when run again (posts are keyed by id or content hash,
+    labels by post and worker: nothing is added twice). Imports run one at a time (a
+    PostgreSQL advisory lock; SQLite: a flock on `<database>.import.lock`). Rows are
+    inserted in batches with executemany, so it is fast on both backends. Afterwards
+    PostgreSQL gets ANALYZE (`smartlabel.store.stats`).
 
 Inside (one module per step)
     `lines`     the file's format; its lines decoded as UTF-8, errors with byte offsets
@@ -60,11 +66,14 @@ from smartlabel.importer.records import ID_MAX_CHARS, KNOWN_COLUMNS, REQUIRED_CO
 from smartlabel.importer.result import ImportResult
 from smartlabel.importer.validate import Row, Validator
 from smartlabel.importer.write import Writer
-from smartlabel.store.locks import hold_import_lock
+from smartlabel.store.locks import hold_import_lock, import_file_lock
 
 __all__ = ["import_file", "ImportResult", "DEFAULT_WORKER_ID", "REQUIRED_COLUMNS", "KNOWN_COLUMNS"]
 
 DEFAULT_WORKER_ID = "import"
+# SQLite commits an import in chunks of at most this many rows or this many seconds of writing
+CHUNK_ROWS = 5000
+CHUNK_SECONDS = 0.5
 
 
 def import_file(
@@ -78,7 +87,7 @@ def import_file(
     worker_id: str = DEFAULT_WORKER_ID,
     seed: int | None = None,
 ) -> ImportResult:
-    """Import posts (and labels) from a CSV or JSONL file in one transaction.
+    """Import posts (and labels) from a CSV or JSONL file, all or nothing for a bad file.
 
     `url_or_engine` defaults to the settings' DATABASE_URL; the schema is migrated
     first. `fmt` forces 'csv', 'tsv' or 'jsonl' (default: from the file name, else
@@ -102,13 +111,30 @@ def import_file(
         validator = Validator(shown, settings.labels, settings.max_field_chars, worker_id)
         field_limit = max(4 * settings.max_field_chars, FIELD_LIMIT)
         started = time.perf_counter()
-        with _progress_bar(p, progress) as bar, field_size_limit(field_limit), open(p, "rb") as fh, \
-                immediate(engine) as conn:
-            hold_import_lock(conn)
-            lines = Lines(fh, shown)
-            rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
-            writer = Writer(conn, result, random.Random(seed), settings.overlap)
-            _write_all(rows, writer, batch_size, lines, bar)
+        if engine.dialect.name == "sqlite":
+            with import_file_lock(engine, waiting=_say_waiting), field_size_limit(field_limit):
+                # the whole file is checked before anything is written ...
+                with _progress_bar(p, progress, "checking") as bar, open(p, "rb") as fh:
+                    lines = Lines(fh, shown)
+                    for rec in _records(p, shown, lines, kind, field_limit):
+                        validator.row(rec)
+                    bar.update(bar.total)
+                # ... then written in short transactions, so labellers' submits never wait long
+                with _progress_bar(p, progress, "importing") as bar, open(p, "rb") as fh:
+                    lines = Lines(fh, shown)
+                    rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
+                    with engine.connect() as conn:
+                        writer = Writer(conn, result, random.Random(seed), settings.overlap)
+                    _write_in_chunks(rows, writer, engine, batch_size, lines, bar)
+        else:
+            with _progress_bar(p, progress) as bar, field_size_limit(field_limit), open(p, "rb") as fh, \
+                    immediate(engine) as conn:
+                hold_import_lock(conn)
+                lines = Lines(fh, shown)
+                rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
+                writer = Writer(conn, result, random.Random(seed), settings.overlap)
+                _write_all(rows, writer, batch_size, lines, bar)
+            _optimize(engine, first=True)
     finally:
         if not isinstance(url_or_engine, Engine):
             engine.dispose()
@@ -130,7 +156,26 @@ def _checked_arguments(p: Path, shown: str, worker_id: str, batch_size: int) -> 
     return worker_id
 
 
-def _progress_bar(p: Path, progress: bool):
+def _say_waiting() -> None:
+    print("another import is running on this database: waiting for it to finish", file=sys.stderr, flush=True)
+
+
+def _optimize(engine: Engine, first: bool) -> None:
+    """PostgreSQL: ANALYZE the new posts (SQLite: nothing, see `smartlabel.store.stats`)."""
+    # the import stands even if this fails
+    from smartlabel.errors import describe_error
+    from smartlabel.store.stats import optimize
+
+    try:
+        _, skipped = optimize(engine, after_import=first)
+        if skipped:
+            print(f"note: {skipped}", file=sys.stderr, flush=True)
+    except Exception as exc:
+        print(f"warning: the posts are imported, but refreshing planner statistics failed: "
+              f"{describe_error(exc, engine)}", file=sys.stderr, flush=True)
+
+
+def _progress_bar(p: Path, progress: bool, what: str = "importing"):
     from tqdm import tqdm
 
     return tqdm(
@@ -138,7 +183,7 @@ def _progress_bar(p: Path, progress: bool):
         unit="B",
         unit_scale=True,
         unit_divisor=1024,
-        desc=f"importing {p.name}",
+        desc=f"{what} {p.name}",
         disable=None if progress else True,  # None: off when stderr is not a terminal
         file=sys.stderr,
         leave=False,
@@ -162,6 +207,39 @@ def _write_all(rows: Iterable[Row | None], writer: Writer, batch_size: int, line
         done_bytes = lines.offset
         bar.set_postfix(rows=f"{result.rows:,}", refresh=False)
     writer.finish()
+    bar.update(bar.total - done_bytes)
+
+
+def _write_in_chunks(rows: Iterable[Row | None], writer: Writer, engine: Engine, batch_size: int, lines: Lines,
+                     bar) -> None:
+    """SQLite: write the rows in chunks, each its own BEGIN IMMEDIATE transaction that ends after
+    CHUNK_ROWS rows or CHUNK_SECONDS, whichever comes first. The rows of a chunk are read and
+    checked before its transaction starts, so the write lock is held only while writing."""
+    from smartlabel.db import immediate
+
+    result, done_bytes = writer.result, 0
+    pending: list[list[Row]] = []
+
+    def commit_pending() -> None:
+        while pending:
+            t0 = time.monotonic()
+            with immediate(engine) as conn:
+                writer.conn = conn
+                while pending:
+                    writer.write(pending.pop(0))
+                    if time.monotonic() - t0 >= CHUNK_SECONDS:
+                        break
+                writer.finish()  # the chunk's posts' label counts, in the chunk's transaction
+            result.transactions += 1
+
+    for batch in _batches(rows, batch_size, result):
+        pending.append(batch)
+        if sum(len(b) for b in pending) >= CHUNK_ROWS:
+            commit_pending()
+        bar.update(lines.offset - done_bytes)
+        done_bytes = lines.offset
+        bar.set_postfix(rows=f"{result.rows:,}", refresh=False)
+    commit_pending()
     bar.update(bar.total - done_bytes)
 
 

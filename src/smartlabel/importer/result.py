@@ -21,6 +21,7 @@ class ImportResult:
     labels_present: int = 0  # the same worker had already given this label
     labels_conflicting: int = 0  # the same worker had given another label: stored one kept
     seconds: float = 0.0
+    transactions: int = 1  # SQLite commits in chunks: how many transactions wrote the rows
     notes: list[str] = field(default_factory=list)  # first example line of each anomaly
 
     @property

@@ -64,7 +64,9 @@ class _NewPosts:
 class Writer:
     """Writes batches of rows with `conn` (the import's transaction), counting into `result`.
 
-    `finish()` recounts the posts that got labels (label_count, done with `overlap`).
+    `finish()` recounts the posts that got labels (label_count, done with `overlap`). The
+    SQLite import commits in chunks: it sets `conn` to each chunk's transaction and calls
+    `finish()` before each commit, so every committed chunk is consistent on its own.
     """
 
     def __init__(self, conn: Connection, result: ImportResult, rng: random.Random, overlap: int):
@@ -107,6 +109,7 @@ class Writer:
     def finish(self) -> None:
         """Recompute label_count (distinct workers) and done of the posts that got labels."""
         store_items.recount(self.conn, sorted(self.touched), self.overlap)
+        self.touched.clear()
 
     def _locate(self, r: Row, stored, new: _NewPosts) -> PostRef | None:
         """The post `r` is, if known: by its id first, else by its content hash. None: a new post.

@@ -195,7 +195,8 @@ class LabellingPage(widgets.VBox):
         if self._engine is None:
             from smartlabel.db import make_engine
 
-            self._engine = make_engine(self.settings.database_url)
+            # one connection per kernel (the connection budget): steps wait for it, in turn
+            self._engine = make_engine(self.settings.database_url, connections=1)
         return self._engine
 
     def _remember_name(self, name: str) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from smartlabel.errors import (
-    NO_SCHEMA, OURS, PRIVILEGE, SCHEMA, UNREACHABLE, ConfigError, describe_error, error_kind,
+    BUSY, NO_SCHEMA, OURS, PRIVILEGE, SCHEMA, SERVER_BUSY, UNREACHABLE, ConfigError, describe_error, error_kind,
 )
 
 # Posts whose label must not lean on the model: the random sample measures the model, an
@@ -21,6 +21,7 @@ from smartlabel.errors import (
 BLIND_REASONS = ("random", "audit", "review")
 
 HEADLINES = {
+    BUSY: SERVER_BUSY + ".",
     UNREACHABLE: "The database cannot be reached right now.",
     NO_SCHEMA: "The database has no smartlabel tables yet.",
     SCHEMA: "The database does not fit this version of smartlabel.",

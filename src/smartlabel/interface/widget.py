@@ -22,12 +22,13 @@ from ipyannotations.generic import ClassLabeller
 from IPython.display import display
 
 from smartlabel.errors import (
-    AlreadyLabelledError, LinkNotValidError, NotHeldError, NothingToUndoError, UnknownItemError,
+    BUSY, AlreadyLabelledError, LinkNotValidError, NotHeldError, NothingToUndoError, UnknownItemError, error_kind,
 )
 from smartlabel.interface.render import (
     describe_problem, esc, invalid_link_html, log_exception, model_line_html, problem_html, render_post_html,
     status_html,
 )
+from smartlabel.interface.renewal import LeaseRenewer
 from smartlabel.interface.stand_ins import import_superintendent
 from smartlabel.store import runs
 
@@ -37,6 +38,8 @@ KEYS = [str(i) for i in range(1, 10)] + ["0"]  # the number key of each tag, in 
 STALE = (NotHeldError, AlreadyLabelledError, UnknownItemError)
 _UNDONE = object()  # sent into the loop after an undo
 _AGAIN = object()   # "check again" / "retry"
+SECOND_OPINION_NOTICE = ("Saved as a second opinion: someone else labelled that post while it was away from you, "
+                         "and the first label decides.")
 
 
 class TagLabeller(ClassLabeller):
@@ -88,6 +91,8 @@ class LabellingWidget(Superintendent):
         self.item: dict = {}
         self.counts: dict | None = None
         self.run: dict | None = None
+        # the lease on the post on screen is renewed every LEASE_SECONDS / 3
+        self.renewer = LeaseRenewer(queue.renew, max(1.0, float(queue.lease_seconds) / 3))
         self.post = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.post.add_class("sl-post-widget")
         super().__init__(queue=queue, labelling_widget=TagLabeller(labels, display_function=self._display_post),
@@ -158,12 +163,16 @@ class LabellingWidget(Superintendent):
             self._show(item_id, item)
             y = yield
             self._current = None
+            self.renewer.stop()
             if y is _UNDONE or y is _AGAIN:
                 continue
             if y is None:  # superintendent's Skip submits None
                 yield from self._attempt(lambda: self.queue.skip(item_id), "skipping", stale_ok=True)
-            else:
-                yield from self._attempt(lambda: self.queue.submit(item_id, y), "saving a label", stale_ok=True)
+            else:  # a failed submit is sent again on Retry: the click is kept
+                second = yield from self._attempt(lambda: self.queue.submit(item_id, y), "saving a label",
+                                                  stale_ok=True)
+                if second:
+                    self._pending_notice = SECOND_OPINION_NOTICE
 
     def _apply_annotation(self, y):
         if self._state != "item" or self._too_soon():
@@ -276,6 +285,7 @@ class LabellingWidget(Superintendent):
             self.labelling_widget.display(item)
         self._enter("item")
         self._shown_at = self._clock()
+        self.renewer.track(item_id)
 
     def _refresh_counts(self):
         c = self.counts
@@ -289,12 +299,18 @@ class LabellingWidget(Superintendent):
 
     def _render_invalid_link(self):
         self._current = None
+        self.renewer.close()
         self.message.value = invalid_link_html()
         self._enter("broken")
 
     def _render_error(self, exc, what, final: bool = False):
         self._current = None
-        advice = "Reload the page to continue." if final else "Press Retry when it is back."
-        self.message.value = problem_html(exc, what, f"Every label you submitted before this is saved. {advice}",
-                                          self.queue.engine)
+        self.renewer.stop()
+        if final:
+            advice = "Every label you submitted before this is saved. Reload the page to continue."
+        elif error_kind(exc) == BUSY:
+            advice = "Nothing is lost: press Retry in a minute and your last click is sent again."
+        else:
+            advice = "Every label you submitted before this is saved. Press Retry when it is back."
+        self.message.value = problem_html(exc, what, advice, self.queue.engine)
         self._enter("broken" if final else "error")

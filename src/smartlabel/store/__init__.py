@@ -10,7 +10,7 @@ One module per group of tables, so a newcomer finds a statement by the table it 
 | `predictions` | `predictions`: bulk write, prune, churn between runs          |
 | `quality`     | `quality_runs`, `agreement`, `suspect_labels`                 |
 | `reports`     | read models joining several tables: status, dashboard, export |
-| `locks`       | advisory locks (one import at a time)                         |
+| `locks`       | one import at a time, one orchestrator per database          |
 
 The rule for how SQL is written here:
 - statements that read, and anything dialect-specific, are raw SQL in named

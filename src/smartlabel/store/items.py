@@ -24,13 +24,14 @@ BY_HASH = sql("SELECT id, content_hash, external_id FROM items WHERE content_has
 BY_EXTERNAL_ID = sql("SELECT id, content_hash, external_id FROM items WHERE external_id IN :ids", "ids")
 
 # label_count = distinct labellers of the post (retracted labels left out); done once
-# OVERLAP of them labelled it.
+# OVERLAP of them labelled it, second opinions left out (they never decide a post: should
+# the deciding label be retracted, the post is open again).
 RECOUNT = sql("""
     UPDATE items SET
         label_count = (SELECT COUNT(DISTINCT l.worker_id) FROM labels l
                        WHERE l.item_id = items.id AND l.retracted_at IS NULL),
         done = (SELECT COUNT(DISTINCT l.worker_id) FROM labels l
-                WHERE l.item_id = items.id AND l.retracted_at IS NULL) >= :overlap
+                WHERE l.item_id = items.id AND l.retracted_at IS NULL AND NOT l.second_opinion) >= :overlap
     WHERE id IN :ids""", "ids")
 
 

@@ -25,6 +25,12 @@ ROWS = sql(f"SELECT item_id, worker_id, label FROM labels WHERE {LIVE} ORDER BY 
 ROWS_BETWEEN = sql(f"""
     SELECT item_id, worker_id, label FROM labels
     WHERE item_id BETWEEN :lo AND :hi AND {LIVE} ORDER BY id""")
+# the labels that decide posts: second opinions (late labels on decided posts) left out
+DECIDING = "NOT second_opinion"
+DECIDING_ROWS = sql(f"SELECT item_id, worker_id, label FROM labels WHERE {LIVE} AND {DECIDING} ORDER BY id")
+DECIDING_ROWS_BETWEEN = sql(f"""
+    SELECT item_id, worker_id, label FROM labels
+    WHERE item_id BETWEEN :lo AND :hi AND {LIVE} AND {DECIDING} ORDER BY id""")
 PER_LABEL = sql(f"SELECT label, COUNT(*) FROM labels WHERE {LIVE} GROUP BY label")
 PER_AGREED_LABEL = sql("SELECT agreed_label, COUNT(*) FROM agreed_labels GROUP BY agreed_label")
 COUNT = sql(f"SELECT COUNT(*) FROM labels WHERE {LIVE}")
@@ -63,12 +69,17 @@ def training_set(bind: Engine | Connection, allowed: Sequence[str]):
     return ids, y, mask, len(rows) - len(kept)
 
 
-def rows(bind: Engine | Connection, lo: int | None = None, hi: int | None = None) -> list[tuple[int, str, str]]:
-    """(item_id, worker_id, label) of every label, oldest first; only posts lo..hi when given."""
+def rows(bind: Engine | Connection, lo: int | None = None, hi: int | None = None, *,
+         deciding: bool = False) -> list[tuple[int, str, str]]:
+    """(item_id, worker_id, label) of every label, oldest first; only posts lo..hi when given.
+
+    Second opinions are in (they count in agreement), unless `deciding`: then only the labels
+    that decide a post's agreed label."""
+    every, between = (DECIDING_ROWS, DECIDING_ROWS_BETWEEN) if deciding else (ROWS, ROWS_BETWEEN)
     with reading(bind) as conn:
         if lo is None:
-            return [tuple(r) for r in conn.execute(ROWS)]
-        return [tuple(r) for r in conn.execute(ROWS_BETWEEN, {"lo": lo, "hi": hi})]
+            return [tuple(r) for r in conn.execute(every)]
+        return [tuple(r) for r in conn.execute(between, {"lo": lo, "hi": hi})]
 
 
 def per_class(bind: Engine | Connection, labels_: Sequence[str] = ()) -> dict[str, dict[str, int]]:

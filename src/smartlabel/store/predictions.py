@@ -3,7 +3,6 @@ pruned to the newest runs, compared between runs (how much the model still chang
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Sequence
 
@@ -15,9 +14,22 @@ from smartlabel.store import chunks, reading, runs, sql, writing
 
 COLUMNS = ("run_id", "item_id", "predicted_label", "confidence", "second_label",
            "second_confidence", "priority", "cluster")
-COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv, NULL '\\N')"
+COPY = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN"  # text format: tab-separated, \N is NULL
+NULL = "\\N"
+FLOATS = ("confidence", "second_confidence", "priority")
 COPY_ROWS = 100_000
-NEWEST_RUNS = sql("SELECT DISTINCT run_id FROM predictions ORDER BY run_id DESC LIMIT :k")
+# pruning keeps: the newest `k` training runs that have predictions, ...
+NEWEST_TRAIN_RUNS = sql("""
+    SELECT r.id FROM model_runs r WHERE r.kind = 'train'
+      AND EXISTS (SELECT 1 FROM predictions p WHERE p.run_id = r.id)
+    ORDER BY r.id DESC LIMIT :k""")
+# ... the latest auto-label run that finished ok (what `smartlabel export` reads), and any
+# auto-label run still writing (an `autolabel` running beside the orchestrator)
+KEPT_AUTOLABEL_RUNS = sql("""
+    SELECT id FROM model_runs WHERE kind = 'autolabel' AND status = 'running'
+    UNION
+    SELECT id FROM (SELECT r.id FROM model_runs r WHERE r.kind = 'autolabel' AND r.status = 'ok'
+                    ORDER BY r.id DESC LIMIT 1) latest""")
 DELETE_OTHER_RUNS = sql("DELETE FROM predictions WHERE run_id NOT IN :keep", "keep")
 # the current run's predicted labels over posts nobody has labelled
 DISTRIBUTION = sql("""
@@ -50,31 +62,41 @@ def write(engine: Engine, run_id: int, item_ids: Sequence[int], priorities: Sequ
     n = len(item_ids)
     if len(priorities) != n:
         raise ValueError("item_ids and priorities differ in length")
-    none = [None] * n
-    cols = [[run_id] * n, list(item_ids)] + [
-        list(c) if c is not None else none
-        for c in (predicted_labels, confidences, second_labels, second_confidences)
-    ] + [list(priorities), list(clusters) if clusters is not None else none]
-    rows = [tuple(_plain(v) for v in r) for r in zip(*cols)]  # numpy scalars become Python ones
+    given = dict(zip(COLUMNS[2:], (predicted_labels, confidences, second_labels, second_confidences,
+                                   priorities, clusters)))
+    columns = {"run_id": [run_id] * n, "item_id": _plain_list(item_ids)}
+    for name, values in given.items():
+        if values is not None and len(values) != n:
+            raise ValueError(f"item_ids and {name} differ in length")
+        columns[name] = _plain_list(values) if values is not None else [None] * n
     if is_postgres(engine):
-        _copy(engine, rows)
+        _copy(engine, columns, n)
         return n
+    rows = list(zip(*columns.values()))
     for batch in chunks(rows, chunk):
         with engine.begin() as conn:
             conn.execute(_insert(predictions), [dict(zip(COLUMNS, r)) for r in batch])
     return n
 
 
-def _copy(engine: Engine, rows: list[tuple]) -> None:
+def _plain_list(values) -> list:
+    """Python scalars: an array's in one C call (`tolist`), a list's numpy scalars one by one."""
+    if hasattr(values, "tolist"):
+        return values.tolist()
+    return [v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v for v in values]
+
+
+def _copy(engine: Engine, columns: dict[str, list], n: int) -> None:
+    """COPY (text format) in one transaction, COPY_ROWS at a time. The lines are built a
+    column at a time with C-level map/join (no Python loop per value): floats by repr (full
+    precision; nan/inf as PostgreSQL reads them), labels escaped once per distinct label."""
+    text_columns = [_text_column(name, columns[name]) for name in COLUMNS]
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
-        for batch in chunks(rows, COPY_ROWS):
-            buf = io.StringIO()
-            writer = csv.writer(buf)
-            for r in batch:
-                writer.writerow(["\\N" if v is None else _csv_value(v) for v in r])
-            buf.seek(0)
+        for start in range(0, n, COPY_ROWS):
+            part = [c[start:start + COPY_ROWS] for c in text_columns]
+            buf = io.StringIO("\n".join(map("\t".join, zip(*part))) + "\n")
             cur.copy_expert(COPY, buf)
         raw.commit()
     except Exception:
@@ -84,21 +106,34 @@ def _copy(engine: Engine, rows: list[tuple]) -> None:
         raw.close()
 
 
-def _plain(v):
-    return v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+def _text_column(name: str, values: list) -> list[str]:
+    if name in ("predicted_label", "second_label"):
+        escaped = {v: _escape(v) for v in set(values)}
+        return list(map(escaped.__getitem__, values))
+    to_text = repr if name in FLOATS else str
+    if None in values:
+        return [NULL if v is None else to_text(v) for v in values]
+    return list(map(to_text, map(float, values))) if name in FLOATS else list(map(str, map(int, values)))
 
 
-def _csv_value(v):
-    if isinstance(v, float):  # numpy's float64 too, whose repr is "np.float64(...)"
-        return repr(float(v))
-    return v
+def _escape(label) -> str:
+    """A label in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    if label is None:
+        return NULL
+    return (str(label).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            .replace("\r", "\\r"))
 
 
 def prune(bind: Engine | Connection, keep_runs: int = 5) -> int:
-    """Delete predictions of all but the newest `keep_runs` runs (the current run is always kept)."""
+    """Delete predictions of all runs but the newest `keep_runs` training runs, the current run,
+    the latest auto-label run that finished ok and auto-label runs still running.
+
+    So `smartlabel export` keeps the model labels of the latest `smartlabel autolabel` after
+    any number of retrains; an older auto-label run goes once a newer one finished."""
     with writing(bind) as conn:
         current = runs.current_id(conn)
-        keep = [r for (r,) in conn.execute(NEWEST_RUNS, {"k": keep_runs})]
+        keep = [r for (r,) in conn.execute(NEWEST_TRAIN_RUNS, {"k": keep_runs})]
+        keep += [r for (r,) in conn.execute(KEPT_AUTOLABEL_RUNS) if r not in keep]
         if current is not None and current not in keep:
             keep.append(current)
         if not keep:

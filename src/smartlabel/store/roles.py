@@ -5,7 +5,7 @@ Each service logs in as a role that may do what it needs and nothing else:
 | role                      | for                             | may                                                    |
 |---------------------------|---------------------------------|--------------------------------------------------------|
 | `smartlabel_labeller`     | the labelling page (Voila)      | read posts, the current run, quality passes; write hand-outs, leases, skips, labels; retract a label; recount a post; no DDL, no DELETE on labels, nothing on `labellers` but the two lookup functions |
-| `smartlabel_orchestrator` | retraining, `smartlabel autolabel` | read all but `labellers`; write runs, predictions, the current run, quality tables, its heartbeat |
+| `smartlabel_orchestrator` | retraining, `smartlabel autolabel` | read all but `labellers`; write runs, predictions, the current run, quality tables, its heartbeat; PostgreSQL 17+: MAINTAIN (ANALYZE) on the tables a run changes |
 | `smartlabel_reader`       | the dashboard, export, Adminer  | read all but `labellers.key_hash`                       |
 
 How it stays idempotent: every privilege these roles hold in the schema is revoked, then
@@ -27,7 +27,8 @@ READER = "smartlabel_reader"
 ROLES = (LABELLER, ORCHESTRATOR, READER)
 
 TABLES = ("items", "labels", "leases", "handouts", "skips", "model_runs", "predictions", "queue_state",
-          "quality_runs", "agreement", "suspect_labels", "orchestrator_heartbeat", "alembic_version")
+          "quality_runs", "agreement", "suspect_labels", "item_counts", "orchestrator_heartbeat",
+          "alembic_version")
 VIEWS = ("agreed_labels", "item_status", "labeller_stats")
 LABELLER_COLUMNS_NOT_SECRET = ("id", "name", "name_key", "enabled", "created_at", "last_seen_at", "rotated_at")
 FUNCTIONS = ("smartlabel_labeller_by_key(text, timestamp)", "smartlabel_labeller_by_name(text, text, timestamp)")
@@ -36,7 +37,8 @@ FUNCTIONS = ("smartlabel_labeller_by_key(text, timestamp)", "smartlabel_labeller
 GRANTS: dict[str, list[tuple[str, str]]] = {
     LABELLER: (
         [("SELECT", t) for t in ("items", "labels", "leases", "handouts", "skips", "predictions", "queue_state",
-                                 "model_runs", "quality_runs", "suspect_labels", "alembic_version")]
+                                 "model_runs", "quality_runs", "suspect_labels", "item_counts",
+                                 "alembic_version")]
         + [("INSERT", t) for t in ("labels", "leases", "handouts", "skips")]
         + [("UPDATE", "leases"), ("UPDATE", "items (label_count, done)"), ("UPDATE", "predictions (priority)"),
            ("UPDATE", "labels (retracted_at, retracted_by)")]
@@ -56,6 +58,10 @@ GRANTS: dict[str, list[tuple[str, str]]] = {
         + [("SELECT", f"labellers ({', '.join(LABELLER_COLUMNS_NOT_SECRET)})")]
     ),
 }
+# PostgreSQL 17+: the orchestrator may ANALYZE the tables a run changes (`smartlabel.store.stats`);
+# before 17 only an owner may, and the orchestrator leaves it to autovacuum and the importer
+MAINTAIN_FROM = 170000
+MAINTAIN = {ORCHESTRATOR: ("items", "labels", "predictions", "model_runs", "leases", "handouts", "skips")}
 # sequences behind the id columns a role inserts into (nextval needs USAGE)
 SEQUENCES = {LABELLER: ("labels", "handouts"), ORCHESTRATOR: ("model_runs", "agreement", "orchestrator_heartbeat"),
              READER: ()}
@@ -109,6 +115,9 @@ def grant(conn: Connection, role: str, schema: str, database: str) -> None:
     conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {who}")
     for privilege, target in GRANTS[role]:
         conn.exec_driver_sql(f"GRANT {privilege} {_columns(target)} ON {schema}.{target.split(' ')[0]} TO {who}")
+    if int(conn.exec_driver_sql("SHOW server_version_num").scalar()) >= MAINTAIN_FROM:
+        for table in MAINTAIN.get(role, ()):
+            conn.exec_driver_sql(f"GRANT MAINTAIN ON {schema}.{table} TO {who}")
     for table in SEQUENCES[role]:
         sequence = conn.execute(SERIAL_SEQUENCE, {"table": f"{schema}.{table}"}).scalar_one()
         conn.exec_driver_sql(f"GRANT USAGE ON SEQUENCE {sequence} TO {who}")

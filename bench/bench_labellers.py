@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Many labellers on one host: N real Chromium pages on the real Voila server against PostgreSQL.
+
+    python bench/bench_labellers.py --labellers 10                 # 5 minutes, 80,000 posts
+    python bench/bench_labellers.py --labellers 3 --seconds 60 --posts 2000 --cull-seconds 10 --after-close 40
+
+What it does (issue 14's benchmark; a measurement, not a test):
+- a PostgreSQL database (`--database-url`, a fresh empty one; default: pgserver in a temporary
+  folder) gets `--posts` posts and a finished model run ranking them;
+- `smartlabel serve` (Voila) starts exactly as an operator starts it, with
+  KERNEL_IDLE_SECONDS=`--cull-seconds`; `smartlabel orchestrate` retrains every 30 s
+  (RETRAIN_INTERVAL_SECONDS) while they label, unless `--no-orchestrator`;
+- one Chromium (Playwright) opens N pages, each `?worker=bench-K`; each clicks a tag every
+  3-6 s (uniformly random) for `--seconds`. Click-to-next-post latency is measured inside the
+  page, from the click until a post with another id is in the DOM;
+- every 5 s: resident memory of Voila and its kernels (psutil), kernels, database connections
+  (pg_stat_activity);
+- afterwards: labels clicked vs labels stored (per worker and post: must be equal), double
+  hand-outs (a post handed to a second labeller while the first still held it: no label of
+  theirs yet and their lease, LEASE_SECONDS with renewals, live: must be 0), then every page
+  is closed without `beforeunload` (a crashed tab: Voila's own shutdown beacon never leaves)
+  and the kernels left are counted for `--after-close` seconds (must reach 0).
+
+Results: bench/results/labellers-N.json (`--out`). Figures for BENCHMARKS.md come from runs of
+N = 10, 25, 50 on the reference machine; do not run big N on a shared one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_page import CHROMIUM_ARGS, _free_port, _seed, percentile, write_result  # noqa: E402
+
+LABELS = ("Social Issue Discussion", "Personal Stories", "Advocacy", "Factual Queries/Sharing", "Others")
+PAGE_TIMEOUT_MS = 180_000
+
+# Click the tag button; resolve with [ms, new id] once a post with another id is in the DOM,
+# or [ms, null] after `limit` ms (an error screen, "all done", a dead kernel).
+CLICK_JS = """
+async ([label, old, limit]) => {
+  const button = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === label);
+  if (!button) return [-1, null];
+  const changed = () => {
+    const post = document.querySelector('.sl-post');
+    return post && post.dataset.itemId !== old ? post.dataset.itemId : null;
+  };
+  const t0 = performance.now();
+  const done = new Promise(resolve => {
+    const obs = new MutationObserver(() => { const id = changed(); if (id) { obs.disconnect(); resolve(id); } });
+    obs.observe(document.body, {subtree: true, childList: true, attributes: true,
+                                attributeFilter: ['data-item-id']});
+    setTimeout(() => { obs.disconnect(); resolve(changed()); }, limit);
+  });
+  button.click();
+  const id = await done;
+  return [performance.now() - t0, id];
+}
+"""
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def start_postgres(folder: Path) -> tuple[str, object]:
+    import pgserver
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    folder.chmod(0o755)
+    srv = pgserver.get_server(str(folder / "pg"), cleanup_mode="delete")
+    admin = srv.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE DATABASE bench"))
+    engine.dispose()
+    return make_url(admin).set(database="bench").render_as_string(hide_password=False), srv
+
+
+def environment(database_url: str, models: Path, cull_seconds: int) -> dict:
+    env = {**os.environ, "DATABASE_URL": database_url, "LABELS": "article", "PYTHONPATH": str(ROOT / "src"),
+           "KERNEL_IDLE_SECONDS": str(cull_seconds), "MODELS_DIR": str(models),
+           "RETRAIN_INTERVAL_SECONDS": "30"}
+    env.pop("VOILA_TOKEN", None)
+    return env
+
+
+def start(args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as fh:
+        return subprocess.Popen([sys.executable, "-m", "smartlabel", *args], cwd=ROOT, env=env,
+                                stdout=fh, stderr=subprocess.STDOUT)
+
+
+def wait_for_port(proc: subprocess.Popen, port: int, log: Path) -> None:
+    import socket
+
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"smartlabel serve exited:\n{log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("Voila did not start within 90 s")
+
+
+def stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def kernels(voila_pid: int) -> list:
+    import psutil
+
+    try:
+        return [p for p in psutil.Process(voila_pid).children(recursive=True)
+                if "ipykernel" in " ".join(p.cmdline())]
+    except psutil.Error:
+        return []
+
+
+def sample(voila_pid: int, engine) -> dict:
+    """Resident memory of Voila and its kernels, kernels, database connections (now)."""
+    import psutil
+    from sqlalchemy import text
+
+    rss = 0
+    ks = kernels(voila_pid)
+    for p in [psutil.Process(voila_pid), *ks]:
+        try:
+            rss += p.memory_info().rss
+        except psutil.Error:
+            pass
+    with engine.connect() as conn:
+        connections = conn.execute(text(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend'")).scalar_one()
+    return {"t": round(time.monotonic(), 1), "rss_mb": round(rss / 2**20, 1), "kernels": len(ks),
+            "kernel_rss_mb": [round(k.memory_info().rss / 2**20, 1) for k in ks if k.is_running()],
+            "connections": int(connections) - 1}  # this sampler's own connection left out
+
+
+# --- the labellers ---------------------------------------------------------------------------
+
+
+async def labeller(browser, base: str, k: int, until: float, rng: random.Random, out: dict) -> None:
+    worker = f"bench-{k:03d}"
+    ctx = await browser.new_context(viewport={"width": 1100, "height": 760})
+    page = await ctx.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    out["pages"].append(page)
+    rec = out["workers"].setdefault(worker, {"clicked": [], "latency_ms": [], "failed": 0, "load_s": None})
+    t0 = time.monotonic()
+    try:
+        await page.goto(f"{base}?worker={worker}")
+        post = page.locator(".sl-post")
+        await post.wait_for()
+        rec["load_s"] = round(time.monotonic() - t0, 2)
+        current = await post.get_attribute("data-item-id")
+        while time.monotonic() < until:
+            await asyncio.sleep(rng.uniform(3.0, 6.0))
+            if time.monotonic() >= until:
+                break
+            label = rng.choice(LABELS)
+            ms, new = await page.evaluate(CLICK_JS, [label, current, 60_000])
+            if new is None:  # no next post: the click may or may not have been stored
+                rec["failed"] += 1
+                rec["clicked_unconfirmed"] = rec.get("clicked_unconfirmed", []) + [[int(current), label]]
+                break
+            rec["clicked"].append([int(current), label])
+            rec["latency_ms"].append(round(ms, 1))
+            current = new
+    except Exception as exc:  # a page that never rendered, a browser error: counted, not fatal
+        rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+async def drive(base: str, n: int, seconds: float, arrive_every: float, seed: int, out: dict) -> None:
+    from playwright.async_api import async_playwright
+
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            until = time.monotonic() + seconds
+            tasks = []
+            for k in range(n):
+                tasks.append(asyncio.create_task(labeller(browser, base, k, until, random.Random(seed + k), out)))
+                await asyncio.sleep(arrive_every)
+            await asyncio.gather(*tasks)
+            out["closed_at"] = time.monotonic()
+            for page in out["pages"]:  # no beforeunload: as a crashed tab or a killed browser
+                await page.close()
+            out["closed_at"] = time.monotonic()
+            await out["after_close"]()
+        finally:
+            await browser.close()
+
+
+# --- what the database says ----------------------------------------------------------------------
+
+
+def stored_labels(engine) -> list[tuple[str, int, str]]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return sorted((r.worker_id, r.item_id, r.label) for r in conn.execute(text(
+            "SELECT worker_id, item_id, label FROM labels WHERE worker_id LIKE 'bench-%' AND retracted_at IS NULL")))
+
+
+def model_runs(engine) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT COUNT(*) FROM model_runs WHERE status = 'ok'")).scalar_one())
+
+
+def double_handouts(engine, lease_seconds: float) -> dict:
+    """Posts handed to a labeller while another one still held them: the other had no label of the
+    post yet, and their hand-out (renewed while on screen) was within LEASE_SECONDS or renewed since.
+
+    Renewals are not logged, so a hand-out counts as held until that labeller's label (or, with no
+    label, for good: a renewed lease never ran out while its page was open). Hand-outs of posts
+    that were labelled first (audit, review) are not doubles."""
+    from sqlalchemy import text
+
+    from smartlabel.db import as_datetime
+
+    with engine.connect() as conn:
+        hand = conn.execute(text("SELECT item_id, worker_id, handed_at, reason FROM handouts ORDER BY handed_at, id")).all()
+        labs = conn.execute(text("SELECT item_id, worker_id, MIN(created_at) FROM labels GROUP BY item_id, worker_id")).all()
+    labelled = {(r[0], r[1]): as_datetime(r[2]) for r in labs}
+    first_by_item: dict[int, list] = {}
+    doubles = []
+    for item_id, worker, at, reason in hand:
+        at = as_datetime(at)
+        for other, other_at in first_by_item.get(item_id, []):
+            if other == worker:
+                continue
+            done_at = labelled.get((item_id, other))
+            if done_at is None or done_at > at:  # `other` still held it when `worker` got it
+                doubles.append({"item_id": item_id, "first": other, "second": worker, "reason": reason,
+                                "gap_s": round((at - other_at).total_seconds(), 1)})
+        first_by_item.setdefault(item_id, []).append((worker, at))
+    # a lease that ran out with no renewal (a dead page) may be handed on: only those within
+    # LEASE_SECONDS of the first hand-out are certain doubles
+    certain = [d for d in doubles if d["gap_s"] < lease_seconds]
+    return {"count": len(certain), "after_a_lease_could_have_expired": len(doubles) - len(certain),
+            "examples": certain[:10]}
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--labellers", type=int, default=10, help="pages (default 10)")
+    ap.add_argument("--seconds", type=float, default=300, help="how long they label (default 300)")
+    ap.add_argument("--posts", type=int, default=80_000, help="posts in the pool (default 80,000)")
+    ap.add_argument("--arrive-every", type=float, default=3.0, help="seconds between two pages opening (default 3)")
+    ap.add_argument("--cull-seconds", type=int, default=60, help="KERNEL_IDLE_SECONDS (default 60)")
+    ap.add_argument("--after-close", type=float, default=120, help="seconds to count kernels after the pages close")
+    ap.add_argument("--database-url", help="a fresh, empty PostgreSQL database (default: pgserver, temporary)")
+    ap.add_argument("--no-orchestrator", action="store_true", help="do not retrain while labelling")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="default bench/results/labellers-N.json")
+    args = ap.parse_args(argv)
+    out_path = args.out or ROOT / "bench" / "results" / f"labellers-{args.labellers}.json"
+
+    from sqlalchemy.engine import make_url
+
+    from smartlabel.db import make_engine
+    from smartlabel.migrate import upgrade
+    from smartlabel.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix="bench-labellers-") as tmp:
+        tmp = Path(tmp)
+        pg = None
+        url = args.database_url
+        if url is None:
+            url, pg = start_postgres(tmp)
+        if make_url(url).get_backend_name() != "postgresql":
+            raise SystemExit("--database-url must be a PostgreSQL database")
+        voila = orchestrator = None
+        try:
+            upgrade(url).dispose()
+            t = time.monotonic()
+            _seed(url, args.posts)
+            print(f"seeded {args.posts:,} posts in {time.monotonic() - t:.1f} s", flush=True)
+            env = environment(url, tmp / "models", args.cull_seconds)
+            lease_seconds = load_settings(database_url=url).lease_seconds
+            port = _free_port()
+            voila = start(["serve", "--host", "127.0.0.1", "--port", str(port), "--no-token"], env, tmp / "voila.log")
+            wait_for_port(voila, port, tmp / "voila.log")
+            if not args.no_orchestrator:
+                orchestrator = start(["orchestrate"], env, tmp / "orchestrator.log")
+            engine = make_engine(url, connections=1)
+            samples: list[dict] = []
+            after: list[dict] = []
+            out = {"pages": [], "workers": {}}
+
+            async def sampler(stop_when):
+                while not stop_when():
+                    samples.append(await asyncio.to_thread(sample, voila.pid, engine))
+                    await asyncio.sleep(5)
+
+            async def after_close():
+                deadline = time.monotonic() + args.after_close
+                while time.monotonic() < deadline:
+                    s = await asyncio.to_thread(sample, voila.pid, engine)
+                    s["since_close_s"] = round(time.monotonic() - out["closed_at"], 1)
+                    after.append(s)
+                    if s["kernels"] == 0:
+                        break
+                    await asyncio.sleep(2)
+
+            out["after_close"] = after_close
+
+            async def run():
+                stopping = {"now": False}
+                task = asyncio.create_task(sampler(lambda: stopping["now"]))
+                try:
+                    await drive(f"http://127.0.0.1:{port}/", args.labellers, args.seconds, args.arrive_every,
+                                args.seed, out)
+                finally:
+                    stopping["now"] = True
+                    await task
+
+            asyncio.run(run())
+            stop(orchestrator)
+            runs_ok = model_runs(engine) - 1  # the seeded run left out
+            stored = stored_labels(engine)
+            doubles = double_handouts(engine, lease_seconds)
+            engine.dispose()
+            voila_log = (tmp / "voila.log").read_text(errors="replace")
+        finally:
+            stop(orchestrator)
+            stop(voila)
+            if pg is not None:
+                pg.cleanup()
+
+    workers = out["workers"]
+    clicked = sorted((w, i, lab) for w, r in workers.items() for i, lab in r["clicked"])
+    unconfirmed = sorted((w, i, lab) for w, r in workers.items() for i, lab in r.get("clicked_unconfirmed", []))
+    latencies = [ms for r in workers.values() for ms in r["latency_ms"]]
+    during = [s for s in samples if s["kernels"]]
+    peak = max(during, key=lambda s: s["rss_mb"]) if during else None
+    per_kernel = [mb for s in during for mb in s["kernel_rss_mb"]]
+    missing = sorted(set(clicked) - set(stored))
+    extra = sorted(set(stored) - set(clicked) - set(unconfirmed))
+    result = {
+        "labellers": args.labellers, "seconds": args.seconds, "posts": args.posts,
+        "cull_seconds": args.cull_seconds, "orchestrator": not args.no_orchestrator,
+        "pages_rendered": sum(1 for r in workers.values() if r["load_s"] is not None),
+        "page_errors": {w: r["error"] for w, r in workers.items() if "error" in r},
+        "page_load_s": {"p50": _r(percentile([r["load_s"] for r in workers.values() if r["load_s"]], 0.5)),
+                        "max": _r(max([r["load_s"] for r in workers.values() if r["load_s"]], default=None))},
+        "click_to_next_ms": {"n": len(latencies), "p50": _r(percentile(latencies, 0.5)),
+                             "p95": _r(percentile(latencies, 0.95)), "p99": _r(percentile(latencies, 0.99)),
+                             "max": _r(max(latencies, default=None))},
+        "clicks_without_next_post": sum(r["failed"] for r in workers.values()),
+        "labels": {"clicked": len(clicked), "stored": len(stored), "clicked_not_stored": len(missing),
+                   "stored_not_clicked": len(extra), "unconfirmed_clicks": len(unconfirmed),
+                   "equal": not missing and not extra},
+        "double_handouts": doubles,
+        "memory_mb": {"peak_total": peak["rss_mb"] if peak else None,
+                      "kernel_mean": _r(sum(per_kernel) / len(per_kernel)) if per_kernel else None,
+                      "kernel_max": max(per_kernel, default=None),
+                      "per_labeller_at_peak": _r(peak["rss_mb"] / max(1, peak["kernels"])) if peak else None},
+        # the budget: one per kernel, at most 4 for the orchestrator (the sampler's own one left out)
+        "connections": {"max": max((s["connections"] for s in samples), default=None),
+                        "budget": args.labellers + (0 if args.no_orchestrator else 4)},
+        "kernels_after_close": {"at_close": after[0]["kernels"] if after else None,
+                                "left": after[-1]["kernels"] if after else None,
+                                "seconds_until_none": next((s["since_close_s"] for s in after if s["kernels"] == 0),
+                                                           None),
+                                "waited_s": args.after_close},
+        "model_runs_while_labelling": runs_ok,
+        "voila_culled": voila_log.count("Culling '"),
+        "voila_iopub_timeouts": voila_log.count("Timeout waiting for IOPub output"),
+        "samples": samples, "after_close": after,
+        "when": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+    }
+    write_result(result, out_path)
+    c, lab, k = result["click_to_next_ms"], result["labels"], result["kernels_after_close"]
+    print(f"{args.labellers} labellers, {result['pages_rendered']} pages rendered: click to next p50 {c['p50']} / "
+          f"p95 {c['p95']} / p99 {c['p99']} ms over {c['n']} clicks; labels clicked {lab['clicked']}, stored "
+          f"{lab['stored']} (equal: {lab['equal']}); double hand-outs {doubles['count']}; peak RSS "
+          f"{result['memory_mb']['peak_total']} MB ({result['memory_mb']['per_labeller_at_peak']} MB per labeller); "
+          f"connections max {result['connections']['max']}; kernels left {k['left']} "
+          f"{k['seconds_until_none']} s after closing; written to {out_path}")
+    return 0
+
+
+def _r(v):
+    return None if v is None else round(float(v), 1)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
