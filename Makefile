@@ -3,6 +3,8 @@
 #               orchestrator and the labelling page (prints the URL)
 #   make test   install everything the tests need (Python packages, Debian's chromium
 #               and caddy, PostgreSQL via pgserver) and run them
+#   make compose-check   the committed stack in a real Docker engine (minutes; not part of
+#               make test): scripts/compose_check.py
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +13,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev chromium caddy env bench bench-quick constraints clean
+.PHONY: run test install install-dev chromium caddy env compose-check bench bench-quick constraints clean
 
 run: $(STAMP)
 	$(VENV)/bin/smartlabel run
@@ -53,6 +55,12 @@ caddy:
 
 env:
 	$(PYTHON) scripts/make_env.py
+
+# The committed HEAD, cloned, brought up with docker compose (the host's Docker, else the
+# private engine of ../shared/compose-check/engine.sh) and checked; last line
+# `compose: N/M checks passed`. Options: COMPOSE_CHECK_ARGS="--engine private --keep".
+compose-check: $(DEV_STAMP) chromium
+	nice -n 10 $(PY) scripts/compose_check.py $(COMPOSE_CHECK_ARGS)
 
 bench: $(DEV_STAMP)
 	$(PY) bench/run.py

@@ -274,15 +274,80 @@ def test_orchestrator_base_is_cpu_tensorflow_2_and_voila_is_slim_python():
     assert not [s for s in _instructions(DOCKERFILES["voila"]) if "tensorflow" in s.lower()]
 
 
-def test_healthchecks_on_db_and_voila(resolved):
-    db_check = resolved["services"]["db"]["healthcheck"]["test"]
-    assert "pg_isready" in " ".join(db_check)
-    voila_check = " ".join(resolved["services"]["voila"]["healthcheck"]["test"])
-    assert "8866" in voila_check
+def test_healthchecks_on_every_long_running_service_but_the_proxy(resolved):
+    services = resolved["services"]
+    assert "pg_isready" in " ".join(services["db"]["healthcheck"]["test"])
+    assert "8866" in " ".join(services["voila"]["healthcheck"]["test"])
+    assert "8867" in " ".join(services["dashboard"]["healthcheck"]["test"])
+    assert "8080" in " ".join(services["adminer"]["healthcheck"]["test"])
+    # the orchestrator: its heartbeat in the database (tests/test_heartbeat.py), not just "a process runs"
+    assert services["orchestrator"]["healthcheck"]["test"] == ["CMD", "smartlabel", "health", "--max-age", "60"]
+    # the caddy image has no client to ask it with (admin API off): the proxy tests and compose-check cover it
+    assert "healthcheck" not in services["proxy"]
+
+
+def test_only_the_orchestrator_waits_for_init_to_succeed(resolved):
+    """A bad row in a replaced aldata.csv fails `init`: the orchestrator is not (re)started, but the
+    page, the dashboard, the proxy and Adminer do not depend on init's success and keep serving."""
+    services = resolved["services"]
     for name in ("init", "orchestrator", "voila", "adminer", "dashboard"):
-        assert resolved["services"][name]["depends_on"]["db"]["condition"] == "service_healthy", name
-    for name in ("orchestrator", "voila", "dashboard"):  # migrated and granted before they start
-        assert resolved["services"][name]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+        assert services[name]["depends_on"]["db"]["condition"] == "service_healthy", name
+    assert services["orchestrator"]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+    for name in ("voila", "dashboard"):  # started after init, whatever its outcome
+        assert services[name]["depends_on"]["init"]["condition"] == "service_started", name
+    for name in ("proxy", "adminer"):
+        assert "init" not in services[name]["depends_on"], name
+    waits_for_success = {name for name, s in services.items()
+                         for dep in (s.get("depends_on") or {}).values()
+                         if dep["condition"] == "service_completed_successfully"}
+    assert waits_for_success == {"orchestrator"}
+
+
+MEM_LIMIT_VARS = {"db": "DB_MEM_LIMIT", "init": "INIT_MEM_LIMIT", "orchestrator": "ORCHESTRATOR_MEM_LIMIT",
+                  "voila": "VOILA_MEM_LIMIT", "dashboard": "DASHBOARD_MEM_LIMIT", "proxy": "PROXY_MEM_LIMIT",
+                  "adminer": "ADMINER_MEM_LIMIT"}
+
+
+def test_every_service_has_a_memory_limit_from_env_with_a_documented_default(raw, resolved):
+    readme = DEPLOY_DOC.read_text(encoding="utf-8")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert set(MEM_LIMIT_VARS) == set(resolved["services"])
+    for name, var in MEM_LIMIT_VARS.items():
+        ref = re.fullmatch(r"\$\{" + var + r":-(\d+[mg])\}", str(raw["services"][name]["mem_limit"]))
+        assert ref, f"{name}: mem_limit must be ${{{var}:-DEFAULT}}, not {raw['services'][name].get('mem_limit')!r}"
+        default = ref[1]
+        size = int(default[:-1]) * (1024 ** 2 if default.endswith("m") else 1024 ** 3)
+        assert int(resolved["services"][name]["mem_limit"]) == size, name
+        assert re.search(rf"\| `{var}` \| `{default}` \|", readme), f"README's memory table lacks {var} ({default})"
+        assert re.search(rf"^# ?{var}={default}$", example, re.MULTILINE), f".env.example lacks # {var}={default}"
+
+
+def test_links_printed_through_init_open_the_page_through_the_proxy(resolved, tmp_path):
+    """`docker compose run --rm init smartlabel labellers add NAME` prints PAGE_URL, else
+    https://DOMAIN/, else https://localhost/ (the proxy), never the unpublished voila:8866."""
+    assert resolved["services"]["init"]["environment"]["PAGE_URL"] == "https://localhost/"
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    assert run_make_env("--output", str(tmp_path / ".env")).returncode == 0
+    for extra, expected in (("DOMAIN=label.example.org\n", "https://label.example.org/"),
+                            ("PAGE_URL=https://ec2-1-2-3-4.compute.amazonaws.com/\n",
+                             "https://ec2-1-2-3-4.compute.amazonaws.com/")):
+        with (tmp_path / ".env").open("a") as fh:
+            fh.write(extra)
+        result = compose(tmp_path, "config", "--format", "json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["services"]["init"]["environment"]["PAGE_URL"] == expected
+
+
+def test_a_memory_limit_in_env_reaches_its_service(tmp_path):
+    shutil.copy(COMPOSE_FILE, tmp_path / "docker-compose.yml")
+    assert run_make_env("--output", str(tmp_path / ".env")).returncode == 0
+    with (tmp_path / ".env").open("a") as fh:
+        fh.write("VOILA_MEM_LIMIT=6g\n")
+    result = compose(tmp_path, "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert int(services["voila"]["mem_limit"]) == 6 * 1024 ** 3
+    assert int(services["dashboard"]["mem_limit"]) == 1024 ** 3  # the others keep their defaults
 
 
 SECRET_KEY = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
@@ -1120,12 +1185,61 @@ def test_init_then_orchestrator_container_commands_run_outside_docker(resolved, 
         try:
             _wait(lambda: _runs_python_script(run.proc.pid, "orchestrator.py"), 180, run, "the orchestrator loop")
             _wait(lambda: _sessions_of(url, "smartlabel_orchestrator"), 180, run, "a session as its role")
+            # HEALTHCHECK COMMAND, as the orchestrator's role: its heartbeat is fresh
+            _wait(lambda: _healthcheck(resolved, run).returncode == 0, 60, run, "a healthy healthcheck")
+            assert _count(url, "SELECT pid FROM orchestrator_heartbeat WHERE state <> 'stopped'") == run.proc.pid
             time.sleep(4)
             assert run.alive(), f"the orchestrator died after starting ({start}):\n{run.output()}"
         finally:
             code = run.stop()
         assert code is not None, f"orchestrator ignored SIGTERM for {run.grace} s (compose's stop_grace_period)"
+        check = _healthcheck(resolved, run)
+        assert check.returncode == 1 and "stopped at" in check.stderr, check.stderr
     assert not list(models.glob("*.tmp")), "no half-written model file"
+    # `docker compose run --rm init smartlabel status` (the owner) shows the last beat
+    status = subprocess.run(["smartlabel", "status"], env=_service(resolved, project, "init", tmp_path, url).env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    (line,) = [x for x in status.stdout.splitlines() if x.startswith("Orchestrator:")]
+    assert line.startswith("Orchestrator: stopped at ") and f"pid {run.proc.pid}" in line
+
+
+def _healthcheck(resolved: dict, run: ContainerRun) -> subprocess.CompletedProcess:
+    """The service's healthcheck `test` (["CMD", ...]), in its environment, as docker runs it."""
+    test = resolved["services"]["orchestrator"]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    return subprocess.run(test[1:], env=run.env, cwd=run.cwd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.slow
+def test_init_with_a_bad_row_fails_loudly_and_imports_nothing(resolved, project, pg_admin_url, tmp_path):
+    """CONTAINER COMMAND of `init` with a replaced aldata.csv holding one bad row: exit status 1,
+    one line naming the file, line and column; the posts already there stay, nothing is added."""
+    url = _empty_database(pg_admin_url)
+    _run_init(resolved, project, url, tmp_path)
+    before = _count(url, "SELECT COUNT(*) FROM items")
+    bad = tmp_path / "aldata.csv"
+    text_ = (ROOT / "aldata.csv").read_text(encoding="utf-8")
+    header = next(csv.reader([text_.splitlines()[0]]))
+    extra = {"id": "new-1", "title": "a new post", "selftext": "fine"}, {"id": "bad-1", "title": "too long",
+                                                                         "selftext": "x" * 100_001}
+    with bad.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(text_)
+        writer = csv.writer(fh, lineterminator="\n")
+        for row in extra:
+            writer.writerow([row.get(c, "") for c in header])
+    bad_line = text_.count("\n") + 2  # the physical line of the second appended row
+    run = ContainerRun(resolved, project, "init", tmp_path, overrides={"/app/aldata.csv": bad},
+                       env={"DATABASE_URL": url})
+    run.start()
+    code = run.proc.wait(timeout=300)
+    out = run.output()
+    assert code == 1, out
+    (error,) = [line for line in out.splitlines() if line.startswith("error:")]
+    assert error.startswith(f"error: {bad}, line {bad_line}, column 3 (selftext): ") and "MAX_FIELD_CHARS" in error
+    assert "Traceback" not in out
+    assert _count(url, "SELECT COUNT(*) FROM items") == before
+    assert _count(url, "SELECT COUNT(*) FROM items WHERE external_id = 'new-1'") == 0
 
 
 def _free_port() -> int:

@@ -413,6 +413,25 @@ def status_cmd(
     print_status(engine, settings.labels)
 
 
+@app.command("health")
+@friendly
+def health_cmd(
+    max_age: float = typer.Option(60.0, "--max-age", min=1, help="Seconds after which the last heartbeat is too old."),
+    database_url: Optional[str] = typer.Option(None, "--database-url", help="Default: DATABASE_URL."),
+):
+    """Is the orchestrator alive? Exit status 0 when its heartbeat (written every 10 s, even
+    during a long training run) is younger than --max-age seconds, else 1; one line saying why.
+
+    docker compose's healthcheck of the orchestrator runs this.
+    """
+    from smartlabel.db import make_engine
+    from smartlabel.heartbeat import health
+
+    result = health(make_engine(database_url or _settings().database_url), max_age)
+    typer.echo(result.message, err=not result.ok)
+    raise typer.Exit(0 if result.ok else 1)
+
+
 # simulate (owner: simulate) --------------------------------------------------
 
 

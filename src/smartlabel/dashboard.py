@@ -35,6 +35,7 @@ from typing import Sequence
 
 from sqlalchemy.engine import Engine
 
+from smartlabel import heartbeat
 from smartlabel.db import make_engine
 from smartlabel.errors import describe_error
 from smartlabel.store import labels as store_labels
@@ -254,6 +255,7 @@ def dashboard_data(engine: Engine | str, labels: Sequence[str] | None = None) ->
         "suspects": store_quality.suspects_summary(engine),
         "retracted": store_labels.retracted(engine, RETRACTED_SHOWN),
         "suggestion": stopping_suggestion(engine, curve_runs, pool),
+        "heartbeat": heartbeat.latest(engine),
     }
 
 
@@ -356,7 +358,8 @@ def render_html(data: dict) -> dict[str, str]:
         f"<p class='sl-summary'>{pool['items']} posts, {pool['labelled']} labelled "
         f"({pool['labels']} labels), {pool['unlabelled']} unlabelled; "
         f"{len(data['runs'])} successful model runs; current run: "
-        f"{html.escape(str(pool['current_run'] if pool['current_run'] is not None else 'none'))}.</p>")
+        f"{html.escape(str(pool['current_run'] if pool['current_run'] is not None else 'none'))}.</p>"
+        f"<p class='sl-heartbeat'>Orchestrator: {html.escape(heartbeat.describe(data.get('heartbeat')))}.</p>")
     css = "sl-stop-yes" if sug.stop else "sl-stop-no"
     parts["stop"] = (f"<div class='sl-stop {css}'><b>{'Stopping suggestion' if sug.stop else 'Not yet'}:</b> "
                      f"<span class='sl-stop-reason'>{html.escape(sug.reason)}</span></div>")

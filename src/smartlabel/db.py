@@ -270,6 +270,22 @@ labellers = Table(
     Column("rotated_at", DateTime, nullable=True),
 )
 
+# The orchestrator's heartbeat: one row per orchestrator process, which its heartbeat
+# thread rewrites every few seconds, even during a long training run (rows older than a
+# day are dropped when a process starts). `smartlabel health` (docker compose's healthcheck
+# of the orchestrator), `smartlabel status` and the dashboard read it.
+# `state`: waiting | run N | stopping | stopped.
+orchestrator_heartbeat = Table(
+    "orchestrator_heartbeat",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime, nullable=False),
+    Column("beat_at", DateTime, nullable=False),
+    Column("state", String(40), nullable=False),
+)
+
 # "done of total" for the progress bar without scanning `items`: triggers on `items`
 # (migration 0008) keep these rows exact in the same transaction; the counts are the
 # SUM over the rows (PostgreSQL spreads the updates over 8 shards, SQLite uses one).
@@ -282,7 +298,8 @@ item_counts = Table(
 )
 
 TABLES = [items, labels, leases, handouts, skips, model_runs, predictions, queue_state,
-          quality_runs, agreement, suspect_labels, labellers, item_counts]
+          quality_runs, agreement, suspect_labels, labellers, item_counts,
+          orchestrator_heartbeat]
 
 
 def default_sqlite_path(url: str) -> str | None:

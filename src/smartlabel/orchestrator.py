@@ -32,6 +32,7 @@ scoring batches): the run in progress stops at the next check, is marked failed
 ("stopped"), no model file is half-written, and the process exits. Once the model
 file is written the run completes. A second signal stops at once. A restart
 marks runs left `running` as interrupted and carries on from the database.
+`main` also runs the heartbeat (`smartlabel.heartbeat`) for `smartlabel health`.
 
 One orchestrator per database: `run_forever` holds the orchestrator lock
 (`smartlabel.store.locks`) for its whole life; a second one gets LockHeld, and
@@ -54,6 +55,7 @@ from sqlalchemy.engine import Engine
 
 from smartlabel import modelstore
 from smartlabel.db import make_engine, utcnow
+from smartlabel.heartbeat import Heartbeat
 from smartlabel.store import items as store_items
 from smartlabel.store import labels as store_labels
 from smartlabel.store import predictions, runs
@@ -139,6 +141,7 @@ class Orchestrator:
         self._fresh = True  # first check of this process: no back-off
         self._last_why: str | None = None
         self._last_error: str | None = None
+        self.activity = "waiting"  # what the heartbeat says: waiting | run N
         self.lock: OrchestratorLock | None = None  # held by run_forever: one orchestrator per database
         self.lost_lock: LockHeld | None = None
         self._said_statistics = False
@@ -305,6 +308,7 @@ class Orchestrator:
             log.error("run not started: %s", msg)
             return RunResult(None, "failed", msg)
         log.info("run %d started (%s, %s)", run_id, s.model, s.acquisition)
+        self.activity = f"run {run_id}"
         try:
             result = self._run_steps(run_id)
         except StopRequested:
@@ -320,6 +324,8 @@ class Orchestrator:
             self._finish(run_id, "failed", msg)
             log.error("run %d failed: %s", run_id, msg)
             return RunResult(run_id, "failed", msg)
+        finally:
+            self.activity = "waiting"
         return result
 
     def _run_steps(self, run_id: int) -> RunResult:
@@ -511,6 +517,9 @@ def main(*, once: bool = False, force: bool = False, settings=None, models_dir=N
 
     threadpool_limits(limits=int(orch.settings.train_threads))  # for the process's life
     orch.install_signal_handlers()
+    # the heartbeat (smartlabel.heartbeat): a thread of its own, so a long run keeps beating
+    beat = Heartbeat(orch.engine, lambda: "stopping" if orch.stopping else orch.activity,
+                     interval=float(orch.settings.heartbeat_seconds)).start()
     try:
         result = orch.run_forever(once=once, force=force)
     except LockHeld as held:
@@ -520,6 +529,7 @@ def main(*, once: bool = False, force: bool = False, settings=None, models_dir=N
         log.info("orchestrator stopped at once")
         return 130
     finally:
+        beat.stop()
         orch.engine.dispose()
     if orch.lost_lock is not None:
         return EXIT_ALREADY_RUNNING

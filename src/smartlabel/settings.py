@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     retrain_every_n_labels: int = Field(
         10, ge=1, description="New labels needed since the last run before the orchestrator retrains."
     )
+    heartbeat_seconds: float = Field(
+        10.0, gt=0, le=600, description="How often the orchestrator writes its heartbeat, from a thread of its own "
+        "(also during a training run); `smartlabel health` (the orchestrator's healthcheck) allows 60 s."
+    )
     keep_models: int = Field(20, ge=1, description="How many of the newest model files to keep in `MODELS_DIR`.")
     score_batch_size: int = Field(
         20000, ge=100, description="Posts scored per batch when the orchestrator writes priorities."

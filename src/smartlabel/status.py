@@ -1,4 +1,5 @@
-"""`smartlabel status`: counts, labels per class, the latest runs and per-class scores, as tables."""
+"""`smartlabel status`: counts, labels per class, the latest runs and per-class scores, as tables,
+and the orchestrator's last heartbeat."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 
 from sqlalchemy.engine import Engine
 
+from smartlabel import heartbeat
 from smartlabel.store import labels as store_labels
 from smartlabel.store import reports, runs
 
@@ -14,7 +16,7 @@ def status_data(engine: Engine) -> dict:
     """What `smartlabel status` shows, as plain data."""
     return {"counts": reports.status(engine), "per_class": store_labels.per_class(engine),
             "runs": runs.latest(engine, 5), "latest_ok": runs.latest_ok(engine),
-            "current_run_id": runs.current_id(engine)}
+            "current_run_id": runs.current_id(engine), "heartbeat": heartbeat.latest(engine)}
 
 
 def _fmt(v) -> str:
@@ -37,6 +39,7 @@ def print_status(engine: Engine, labels: list[str], console=None) -> dict:
         if not console.is_terminal:  # a pipe or a file: do not squeeze the tables into 80 columns
             console = Console(width=max(console.width, 120))
     data = status_data(engine)
+    console.print(f"Orchestrator: {heartbeat.describe(data['heartbeat'])}", highlight=False)
     c = data["counts"]
     t = Table(title="Posts", show_header=True)
     for col in ("items", "labelled", "agreed label", "done", "leased now", "labels", "labellers", "retracted"):

@@ -5,7 +5,7 @@ Each service logs in as a role that may do what it needs and nothing else:
 | role                      | for                             | may                                                    |
 |---------------------------|---------------------------------|--------------------------------------------------------|
 | `smartlabel_labeller`     | the labelling page (Voila)      | read posts, the current run, quality passes; write hand-outs, leases, skips, labels; retract a label; recount a post; no DDL, no DELETE on labels, nothing on `labellers` but the two lookup functions |
-| `smartlabel_orchestrator` | retraining, `smartlabel autolabel` | read all but `labellers`; write runs, predictions, the current run, quality tables; PostgreSQL 17+: MAINTAIN (ANALYZE) on the tables a run changes |
+| `smartlabel_orchestrator` | retraining, `smartlabel autolabel` | read all but `labellers`; write runs, predictions, the current run, quality tables, its heartbeat; PostgreSQL 17+: MAINTAIN (ANALYZE) on the tables a run changes |
 | `smartlabel_reader`       | the dashboard, export, Adminer  | read all but `labellers.key_hash`                       |
 
 How it stays idempotent: every privilege these roles hold in the schema is revoked, then
@@ -27,7 +27,8 @@ READER = "smartlabel_reader"
 ROLES = (LABELLER, ORCHESTRATOR, READER)
 
 TABLES = ("items", "labels", "leases", "handouts", "skips", "model_runs", "predictions", "queue_state",
-          "quality_runs", "agreement", "suspect_labels", "item_counts", "alembic_version")
+          "quality_runs", "agreement", "suspect_labels", "item_counts", "orchestrator_heartbeat",
+          "alembic_version")
 VIEWS = ("agreed_labels", "item_status", "labeller_stats")
 LABELLER_COLUMNS_NOT_SECRET = ("id", "name", "name_key", "enabled", "created_at", "last_seen_at", "rotated_at")
 FUNCTIONS = ("smartlabel_labeller_by_key(text, timestamp)", "smartlabel_labeller_by_name(text, text, timestamp)")
@@ -45,9 +46,12 @@ GRANTS: dict[str, list[tuple[str, str]]] = {
     ),
     ORCHESTRATOR: (
         [("SELECT", t) for t in TABLES + VIEWS]
-        + [("INSERT", t) for t in ("model_runs", "predictions", "quality_runs", "agreement", "suspect_labels")]
-        + [("UPDATE", "model_runs"), ("UPDATE", "queue_state (current_run_id, updated_at)")]
-        + [("DELETE", t) for t in ("predictions", "quality_runs", "agreement", "suspect_labels")]
+        + [("INSERT", t) for t in ("model_runs", "predictions", "quality_runs", "agreement", "suspect_labels",
+                                   "orchestrator_heartbeat")]
+        + [("UPDATE", "model_runs"), ("UPDATE", "queue_state (current_run_id, updated_at)"),
+           ("UPDATE", "orchestrator_heartbeat (beat_at, state)")]
+        + [("DELETE", t) for t in ("predictions", "quality_runs", "agreement", "suspect_labels",
+                                   "orchestrator_heartbeat")]
     ),
     READER: (
         [("SELECT", t) for t in TABLES + VIEWS]
@@ -59,7 +63,8 @@ GRANTS: dict[str, list[tuple[str, str]]] = {
 MAINTAIN_FROM = 170000
 MAINTAIN = {ORCHESTRATOR: ("items", "labels", "predictions", "model_runs", "leases", "handouts", "skips")}
 # sequences behind the id columns a role inserts into (nextval needs USAGE)
-SEQUENCES = {LABELLER: ("labels", "handouts"), ORCHESTRATOR: ("model_runs", "agreement"), READER: ()}
+SEQUENCES = {LABELLER: ("labels", "handouts"), ORCHESTRATOR: ("model_runs", "agreement", "orchestrator_heartbeat"),
+             READER: ()}
 EXECUTE = {LABELLER: FUNCTIONS, ORCHESTRATOR: (), READER: ()}
 
 WHO_AM_I = sql("""
