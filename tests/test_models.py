@@ -112,7 +112,7 @@ def test_svm_with_a_single_example_class_does_not_crash(data):
 
 
 def test_registry_and_errors():
-    assert set(MODELS) == {"lr", "svm", "keras"}
+    assert set(MODELS) == {"lr", "svm", "keras", "embed", "minilm"}
     with pytest.raises(ConfigError, match="unknown model 'bert'"):
         make_model("bert", labels=CLASSES)
     with pytest.raises(ConfigError, match="class_weight"):
@@ -151,7 +151,8 @@ def test_split_pipeline_finds_the_vectoriser_only_in_two_step_text_pipelines():
 
     for kind in MODELS:
         vec, head = split_pipeline(make_model(kind, labels=CLASSES))
-        assert hasattr(vec, "vocabulary") and hasattr(head, "predict_proba")
+        tfidf = getattr(vec, "tfidf", vec)  # embed / minilm: TF-IDF inside EncoderFeatures
+        assert hasattr(tfidf, "vocabulary") and hasattr(vec, "build_analyzer") and hasattr(head, "predict_proba")
     assert split_pipeline(LogisticRegression()) is None
     assert split_pipeline(Pipeline([("tfidf", TfidfTransformer()), ("clf", LogisticRegression())])) is None
 

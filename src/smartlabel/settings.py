@@ -43,8 +43,13 @@ class Settings(BaseSettings):
         1, ge=1, le=20, description="How many distinct labellers must label each post."
     )
     models_dir: str = Field("models", description="Folder for model files `<timestamp> <cv score>.pkl`.")
-    model: Literal["lr", "svm", "keras"] = Field(
-        "lr", description="Model the orchestrator trains: `lr` (TF-IDF + logistic regression), `svm`, `keras`."
+    model: Literal["lr", "svm", "keras", "embed", "minilm"] = Field(
+        "lr", description="Model the orchestrator trains: `lr` (TF-IDF + logistic regression), `svm`, `keras`, "
+        "`embed` (TF-IDF + wordllama sentence embeddings, logistic regression), `minilm` (TF-IDF + MiniLM "
+        "sentence embeddings); the last two need the `encoders` extra."
+    )
+    encoder_threads: int = Field(
+        0, ge=0, le=64, description="CPU threads the MiniLM encoder (ONNX Runtime) uses; 0: one per core, at most 4."
     )
     class_weight: Literal["none", "balanced"] = Field(
         "none", description="`balanced` weights classes inversely to their frequency (imbalanced data)."

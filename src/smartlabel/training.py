@@ -54,6 +54,11 @@ Feature cache (`FeatureCache`): a run must not re-vectorise the whole pool.
   `MODELS_DIR/.cache/features-<key>.pkl` (atomically) after it changes, so a
   restart does not re-vectorise either. `<key>` hashes the vectoriser's
   parameters: models with the same vectoriser (lr, svm) share one cache.
+- `embed` and `minilm` have a vectoriser that appends a sentence embedding
+  (`models.EncoderFeatures`); the Learner points it at
+  `MODELS_DIR/.cache/embeddings/`, where `smartlabel.encoders.EmbeddingStore`
+  keeps every post's vector keyed by its text: a refit of the vocabulary, a new
+  import or a restart embeds only texts never embedded before.
 """
 
 from __future__ import annotations
@@ -117,11 +122,17 @@ class Learner:
     """One model kind trained again and again on one pool (see the module docstring)."""
 
     def __init__(self, kind: str, *, labels: Sequence[str], class_weight: str = "none",
-                 models_dir: str | os.PathLike | None = None, batch_size: int = SCORE_BATCH_SIZE):
+                 models_dir: str | os.PathLike | None = None, batch_size: int = SCORE_BATCH_SIZE,
+                 embeddings_dir: str | os.PathLike | None = None, encoder_threads: int = 0):
         self.kind = kind
         self.labels = list(labels)
         self.class_weight = class_weight
         self.batch_size = int(batch_size)
+        # a model with a sentence encoder keeps its vectors in files (smartlabel.encoders)
+        if embeddings_dir is None and models_dir is not None:
+            embeddings_dir = embeddings_path(models_dir)
+        self.embeddings_dir = str(embeddings_dir) if embeddings_dir is not None else None
+        self.encoder_threads = int(encoder_threads)
         parts = split_pipeline(self.new_model())
         self.cache: FeatureCache | None = None
         if parts is not None:
@@ -131,7 +142,11 @@ class Learner:
 
     def new_model(self, random_state: int = 0):
         """A fresh, unfitted text-in model from the registry."""
-        return make_model(self.kind, labels=self.labels, class_weight=self.class_weight, random_state=random_state)
+        model = make_model(self.kind, labels=self.labels, class_weight=self.class_weight, random_state=random_state)
+        parts = split_pipeline(model)
+        if parts is not None and "cache_dir" in parts[0].get_params(deep=False):
+            parts[0].set_params(cache_dir=self.embeddings_dir, threads=self.encoder_threads)
+        return model
 
     @property
     def n_features(self) -> int | None:
@@ -291,6 +306,11 @@ def vectorizer_key(vectorizer) -> str:
     params = vectorizer.get_params(deep=False)
     text = json.dumps({k: repr(v) for k, v in sorted(params.items())}, sort_keys=True)
     return hashlib.sha256(f"{type(vectorizer).__name__}:{text}".encode()).hexdigest()[:16]
+
+
+def embeddings_path(models_dir: str | os.PathLike) -> Path:
+    """Where sentence-encoder vectors are kept: MODELS_DIR/.cache/embeddings/ (see smartlabel.encoders)."""
+    return Path(models_dir) / ".cache" / "embeddings"
 
 
 def cache_path(models_dir: str | os.PathLike, vectorizer) -> Path:
