@@ -104,7 +104,8 @@ def test_voila_command_line():
     argv = serve.voila_argv(Path("/app/voila-interface.ipynb"), "0.0.0.0", 8866, "tok")
     assert argv[:4] == [sys.executable, "-m", "voila", "/app/voila-interface.ipynb"]
     assert set(argv[4:]) == {"--port=8866", "--no-browser", "--Voila.ip=0.0.0.0", "--Voila.token=tok",
-                             "--VoilaConfiguration.show_tracebacks=False", "--theme=light"}
+                             "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
+                             "--VoilaExecutor.iopub_timeout=120"}
     # an empty token is passed on: Voila would otherwise make one up
     assert "--Voila.token=" in serve.voila_argv(Path("x.ipynb"), "127.0.0.1", 1, "")
 

@@ -94,6 +94,13 @@ def cull_interval(idle_seconds: int) -> int:
     return max(1, min(60, idle_seconds // 2))
 
 
+# How long Voila waits for a cell's output after the kernel said the cell ran. nbclient's
+# default, 4 s, is too short when many tabs start kernels at once on a small host: Voila
+# logs "Timeout waiting for IOPub output", drops the rest of the output, and that page
+# never shows its post (measured: 12 of 25 labellers arriving 3 s apart on 2 cores).
+IOPUB_TIMEOUT_SECONDS = 120
+
+
 def culling_argv(idle_seconds: int) -> list[str]:
     """jupyter-server's kernel culling, as Voila passes it on to its kernel manager.
 
@@ -114,7 +121,8 @@ def voila_argv(notebook: Path, host: str, port: int, token: str, kernel_idle_sec
     `kernel_idle_seconds`, kernels without a tab are culled, see `culling_argv`)."""
     return [sys.executable, "-m", "voila", str(notebook), f"--port={port}", "--no-browser",
             f"--Voila.ip={host}", "--VoilaConfiguration.show_tracebacks=False", "--theme=light",
-            f"--Voila.token={token}", *culling_argv(kernel_idle_seconds)]
+            f"--Voila.token={token}", f"--VoilaExecutor.iopub_timeout={IOPUB_TIMEOUT_SECONDS}",
+            *culling_argv(kernel_idle_seconds)]
 
 
 def kernel_environment(settings, database_url: str | None = None) -> dict[str, str]:
