@@ -27,3 +27,35 @@ def seed_items(url_or_engine, n: int, *, seed: int = 0, prefix: str = "post") ->
         conn.execute(insert(items), rows)
         ids = [r[0] for r in conn.exec_driver_sql("SELECT id FROM items ORDER BY id")]
     return ids[-n:]
+
+
+class LoggedProcess:
+    """A child process (stdout and stderr together) whose log is read line by line in a thread."""
+
+    def __init__(self, argv, env, cwd):
+        import subprocess
+        import threading
+
+        self.p = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, needle: str, timeout: float = 120) -> str:
+        """The first log line holding `needle`; AssertionError with the whole log if none comes."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if needle in line:
+                    return line
+            if self.p.poll() is not None:
+                self._t.join(5)
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{needle!r} never appeared; log:\n" + "\n".join(self.lines))

@@ -7,42 +7,21 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from smartlabel.orchestrator import EXIT_ALREADY_RUNNING
 
+from helpers import LoggedProcess
 from test_orchestrator import cli_env
 
 
-class Orchestrate:
+class Orchestrate(LoggedProcess):
     """`smartlabel orchestrate` as a child process, its log read line by line."""
 
     def __init__(self, env, cwd, *args):
-        self.p = subprocess.Popen([sys.executable, "-m", "smartlabel", "orchestrate", *args], env=env, cwd=cwd,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, needle: str, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if needle in line:
-                    return line
-            if self.p.poll() is not None:
-                self._t.join(5)
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"{needle!r} never appeared; log:\n" + "\n".join(self.lines))
+        super().__init__([sys.executable, "-m", "smartlabel", "orchestrate", *args], env, cwd)
 
     def kill(self):
         if self.p.poll() is None:

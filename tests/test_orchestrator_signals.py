@@ -5,8 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,37 +12,18 @@ from sqlalchemy import text
 
 from smartlabel import modelstore
 
+from helpers import LoggedProcess
 from test_orchestrator import cli_env, runs
 from text_corpus import label_with_queue, seed_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class Proc:
+class Proc(LoggedProcess):
     """The orchestrator as a child process, its log read line by line."""
 
     def __init__(self, args, env, cwd):
-        self.p = subprocess.Popen([sys.executable, str(ROOT / "orchestrator.py"), *args], env=env, cwd=cwd,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, daemon=True)
-        self._t.start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, needle: str, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if needle in line:
-                    return line
-            if self.p.poll() is not None:
-                self._t.join(5)
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{needle!r} never appeared; log:\n" + "\n".join(self.lines))
+        super().__init__([sys.executable, str(ROOT / "orchestrator.py"), *args], env, cwd)
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 120) -> int:
         self.p.send_signal(sig)
