@@ -134,11 +134,17 @@ def stop(proc: subprocess.Popen | None) -> None:
 def kernels(voila_pid: int) -> list:
     import psutil
 
+    def is_kernel(p) -> bool:
+        try:
+            return "ipykernel" in " ".join(p.cmdline())
+        except psutil.Error:  # exited since it was listed (or a zombie): not a kernel any more
+            return False
+
     try:
-        return [p for p in psutil.Process(voila_pid).children(recursive=True)
-                if "ipykernel" in " ".join(p.cmdline())]
+        children = psutil.Process(voila_pid).children(recursive=True)
     except psutil.Error:
         return []
+    return [p for p in children if is_kernel(p)]
 
 
 def sample(voila_pid: int, engine) -> dict:

@@ -93,8 +93,13 @@ class Server:
     def kernel_processes(self):
         import psutil
 
-        found = [p for p in psutil.Process(self.proc.pid).children(recursive=True)
-                 if "ipykernel" in " ".join(p.cmdline())]
+        def is_kernel(p) -> bool:
+            try:
+                return "ipykernel" in " ".join(p.cmdline())
+            except psutil.Error:  # exited (or a zombie not yet reaped) since it was listed: gone
+                return False
+
+        found = [p for p in psutil.Process(self.proc.pid).children(recursive=True) if is_kernel(p)]
         self.kernels_seen.update(p.pid for p in found)
         return found
 
