@@ -12,6 +12,7 @@ from smartlabel.db import make_engine
 from smartlabel.importer import import_file
 from smartlabel.queue import LabelQueue
 from smartlabel.settings import load_settings
+from smartlabel.store import reports
 
 from helpers import seed_items
 
@@ -36,6 +37,9 @@ def _truth(engine) -> tuple[int, int]:
 def _counted(q: LabelQueue) -> tuple[int, int]:
     c = q.counts()
     assert c["left"] == c["total"] - c["done"]
+    # `smartlabel status` reads the same counters
+    s = reports.status(q.engine)
+    assert (s["items"], s["done"]) == (c["total"], c["done"])
     return c["total"], c["done"]
 
 
