@@ -178,21 +178,49 @@ def _jsonable(v):
 SECOND_OPINION = ("audit", "review")
 
 
+def _backend_pid(q) -> int | None:
+    """The PostgreSQL backend serving this queue's engine (one connection per labeller), when
+    the server runs on this machine: its CPU time is read from /proc."""
+    engine = getattr(q, "engine", None)
+    if engine is None or getattr(engine.dialect, "name", "") != "postgresql":
+        return None
+    try:
+        with engine.connect() as conn:
+            pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar())
+        return pid if _cpu_seconds(pid) is not None else None
+    except Exception:
+        return None
+
+
+def _cpu_seconds(pid: int | str = "self") -> float | None:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _labeller(factory, url, worker_id, ops, think_s, seed, barrier, stop, out) -> None:
     rows: list[tuple[float, float, float, Any, Any]] = []
     errors: list[str] = []
     try:
         q = factory(url, worker_id)
     except Exception as exc:  # reported, never hidden
-        out.put((worker_id, [], [f"setup: {exc!r}"]))
+        out.put((worker_id, [], [f"setup: {exc!r}"], {}))
         barrier.abort()
         return
     rng = random.Random(seed)
+    backend = _backend_pid(q)
     try:
         barrier.wait(timeout=300)
     except Exception as exc:
-        out.put((worker_id, [], [f"barrier: {exc!r}"]))
+        out.put((worker_id, [], [f"barrier: {exc!r}"], {}))
         return
+    cpu0, bcpu0 = time.process_time(), _cpu_seconds(backend) if backend else None
+    if think_s:  # people do not all click at the same instant: arrivals spread over one pause
+        time.sleep(rng.uniform(0, think_s))
     i = 0
     while (ops is None or i < ops) and not stop.is_set():
         i += 1
@@ -215,7 +243,10 @@ def _labeller(factory, url, worker_id, ops, think_s, seed, barrier, stop, out) -
         rows.append((t0, t1 - t0, t2 - t1, item_id, x.get("reason") if isinstance(x, dict) else None))
         if think_s:
             time.sleep(rng.expovariate(1.0 / think_s))
-    out.put((worker_id, rows, errors))
+    bcpu1 = _cpu_seconds(backend) if backend else None
+    cpu = {"client_s": time.process_time() - cpu0,
+           "server_s": (bcpu1 - bcpu0) if bcpu0 is not None and bcpu1 is not None else None}
+    out.put((worker_id, rows, errors, cpu))
 
 
 class Labellers:
@@ -232,6 +263,7 @@ class Labellers:
         self.procs = []
         self.started_at = self.finished_at = None
         self.results: dict[str, tuple[list, list]] = {}
+        self.cpu: dict[str, dict] = {}
 
     def start(self) -> "Labellers":
         for k in range(self.workers):
@@ -250,8 +282,9 @@ class Labellers:
             self.stop.set()
         deadline = time.monotonic() + timeout
         while len(self.results) < self.workers:
-            wid, rows, errors = self.out.get(timeout=max(1.0, deadline - time.monotonic()))
+            wid, rows, errors, cpu = self.out.get(timeout=max(1.0, deadline - time.monotonic()))
             self.results[wid] = (rows, errors)
+            self.cpu[wid] = cpu
         self.finished_at = time.monotonic()
         for p in self.procs:
             p.join(30)
@@ -295,13 +328,29 @@ class Labellers:
             "pop": latency_summary(pop_lat), "submit": latency_summary(sub_lat),
             "pop_submit": latency_summary(both),
             "errors": len(errors), "error_samples": sorted(set(errors))[:5],
+            **self.cpu_per_pair(len(sub_lat)),
         }
 
+    def cpu_per_pair(self, pairs: int) -> dict:
+        """CPU the labellers' processes and their database backends spent per pop+submit pair,
+        and the pairs per second that would fill every core with it: a capacity figure that
+        does not depend on what else the machine was running (the measured rate does)."""
+        if not pairs or not self.cpu:
+            return {}
+        client = sum(c.get("client_s") or 0.0 for c in self.cpu.values()) / pairs * 1000
+        servers = [c.get("server_s") for c in self.cpu.values()]
+        out = {"cpu_ms_per_pair": {"client": client, "server": None, "total": None}}
+        if servers and all(v is not None for v in servers):
+            server = sum(servers) / pairs * 1000
+            out["cpu_ms_per_pair"].update(server=server, total=client + server)
+            out["cpu_bound_pairs_per_second"] = (os.cpu_count() or 1) * 1000.0 / (client + server)
+        return out
+
     def worst_pop_in(self, t0: float, t1: float) -> dict:
-        """Pops whose interval overlaps [t0, t1]: how many, and the slowest (ms)."""
+        """Pops whose interval overlaps [t0, t1]: how many, p95, p99 and the slowest (ms)."""
         hit = [p[2] for p in self.pops() if p[1] <= t1 and p[1] + p[2] >= t0]
         return {"pops": len(hit), "max_ms": max(hit) * 1000 if hit else None,
-                "p99_ms": pct([h * 1000 for h in hit], 99)}
+                "p95_ms": pct([h * 1000 for h in hit], 95), "p99_ms": pct([h * 1000 for h in hit], 99)}
 
 
 def fixed_ops_run(factory: Callable, url: str, workers: int, ops_total: int, think_s: float = 0.0) -> dict:

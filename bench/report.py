@@ -21,14 +21,19 @@ ROOT = HERE.parent
 
 BLOCKS = ("machine", "targets", "reprio", "handout", "stall", "memory", "al", "page")
 
-# what we hold ourselves to; checked here, never in tests
+# what we hold ourselves to (issue 16, "Speed at scale"); checked here, never in tests
 TARGETS = {
-    "reprio_ratio": 30.0,        # x faster than the baseline at 80k on PostgreSQL
-    "reprio_80k_s": 1.0,         # seconds at 80k on PostgreSQL
-    "reprio_1m_s": 30.0,         # seconds at 1M on PostgreSQL
-    "pop_submit_p95_ms": 5.0,    # 16 labellers, 100k items
-    "stall_ms": 50.0,
-    "kernel_mb": 150.0,
+    "whole_ratio": 30.0,         # steady-state whole retraining run at 80k on PostgreSQL, x the baseline's retrain()
+    "cycle_80k_s": 0.5,          # the cycle (score + write + switch) at 80k on PostgreSQL
+    "cold_ratio": 10.0,          # a cold `smartlabel orchestrate --once` at 80k, x the baseline's retrain()
+    "first_1m_s": 60.0,          # 1M posts on PostgreSQL: first run
+    "cycle_1m_s": 10.0,          # ... steady cycle
+    "rss_1m_mb": 2048.0,         # ... orchestrator peak RSS
+    "import_rows_s": 20_000.0,   # import into PostgreSQL
+    "handout_pairs_s": 500.0,    # pop+submit pairs/s, 16 labeller processes, no pause
+    "human_pop_p95_ms": 20.0,    # 100 labellers at a person's pace (one label every 3 s each)
+    "stall_p95_ms": 50.0,        # pop p95 while 80k priorities are written
+    "kernel_mb": 150.0,          # earlier issues' targets, still shown
 }
 
 
@@ -136,6 +141,15 @@ def _verdict(ok) -> str:
     return {True: "met", False: "**not met**", None: "not measured"}[ok]
 
 
+def _rate(r: dict | None) -> str:
+    if not r or "pairs_per_second" not in r:
+        return (r or {}).get("error", "–") if r else "–"
+    cap = r.get("cpu_bound_pairs_per_second")
+    cpu = (r.get("cpu_ms_per_pair") or {}).get("total")
+    return (f"{r['pairs_per_second']:.0f} pairs/s"
+            + (f" (CPU {cpu:.2f} ms a pair: {cap:.0f} pairs/s with both cores free)" if cap else ""))
+
+
 def block_targets(results: Path) -> str:
     m = _load(results, "machine") or {}
     sizes = m.get("profile_sizes") or {}
@@ -144,55 +158,85 @@ def block_targets(results: Path) -> str:
     n80 = sizes.get("stall_n", 80_000)
     r80 = _reprio_row(rep, "postgresql", n80)
     o, b = (r80 or {}).get("ours", {}), (r80 or {}).get("baseline", {})
-    if r80 and "seconds" in o and "seconds" in b:
-        ratio = b["seconds"] / o["seconds"]
-        wratio = b["write_seconds"] / o["write_seconds"]
-        rratio = b["retrain_seconds"] / o["retrain_seconds"]
-        rows.append([f"Reprioritisation at {n80:,} (PostgreSQL) ≥ {TARGETS['reprio_ratio']:.0f}x the baseline",
-                     f"cycle {ratio:.1f}x ({b['seconds']:.2f} s vs {o['seconds']:.2f} s); writing the priorities "
-                     f"{wratio:.0f}x; whole retrain {rratio:.1f}x", _verdict(ratio >= TARGETS["reprio_ratio"])])
-        rows.append([f"Reprioritisation at {n80:,} (PostgreSQL) < {TARGETS['reprio_80k_s']:.0f} s",
-                     f"cycle {o['seconds']:.2f} s (scoring {o['score_seconds']:.2f} s, "
-                     f"writing {o['write_seconds']:.2f} s)", _verdict(o["seconds"] < TARGETS["reprio_80k_s"])])
+    if r80 and "retrain_seconds" in o and "retrain_seconds" in b:
+        whole = b["retrain_seconds"] / o["retrain_seconds"]
+        rows.append([f"Steady-state whole retraining run at {n80:,} (PostgreSQL) ≥ {TARGETS['whole_ratio']:.0f}x "
+                     "superintendent's `retrain()`",
+                     f"{whole:.1f}x ({b['retrain_seconds']:.2f} s vs {o['retrain_seconds']:.2f} s)",
+                     _verdict(whole >= TARGETS["whole_ratio"])])
     else:
-        rows.append([f"Reprioritisation at {n80:,} (PostgreSQL)", "–", _verdict(None)])
+        rows.append([f"Steady-state whole retraining run at {n80:,} (PostgreSQL)", "–", _verdict(None)])
+    if "seconds" in o:
+        ratio = f"; {b['seconds'] / o['seconds']:.0f}x the baseline's" if "seconds" in b else ""
+        rows.append([f"The cycle (score + write + switch) at {n80:,} (PostgreSQL) < {TARGETS['cycle_80k_s']} s",
+                     f"{o['seconds']:.2f} s (scoring {o['score_seconds']:.2f} s, writing and switching "
+                     f"{o['write_seconds']:.2f} s{ratio})", _verdict(o["seconds"] < TARGETS["cycle_80k_s"])])
+    cold = o.get("cold") if isinstance(o.get("cold"), dict) else None
+    if cold and "seconds" in cold and "retrain_seconds" in b:
+        cr = b["retrain_seconds"] / cold["seconds"]
+        rows.append([f"Cold `smartlabel orchestrate --once` at {n80:,} ≥ {TARGETS['cold_ratio']:.0f}x the baseline's "
+                     "`retrain()`", f"{cr:.1f}x ({cold['seconds']:.1f} s)", _verdict(cr >= TARGETS["cold_ratio"])])
+    else:
+        rows.append([f"Cold `smartlabel orchestrate --once` at {n80:,} ≥ {TARGETS['cold_ratio']:.0f}x the baseline's "
+                     "`retrain()`", "not measured by `make bench` (see \"Speed at scale\")", _verdict(None)])
     big = sizes.get("big", 1_000_000)
-    rbig = _reprio_row(rep, "postgresql", big)
-    ob = (rbig or {}).get("ours", {})
-    if not big:
-        pass
-    elif "seconds" in ob:
-        rows.append([f"Reprioritisation at {big:,} (PostgreSQL) < {TARGETS['reprio_1m_s']:.0f} s",
+    ob = (_reprio_row(rep, "postgresql", big) or {}).get("ours", {}) if big else {}
+    if big and "seconds" in ob:
+        first = (ob.get("first_run") or {}).get("retrain_seconds")
+        rows.append([f"{big:,} posts (PostgreSQL): first run < {TARGETS['first_1m_s']:.0f} s",
+                     f"{_f(first, '{:.1f}')} s (the process's first run, feature cache already built)",
+                     _verdict(None if first is None else first < TARGETS["first_1m_s"])])
+        rows.append([f"{big:,} posts: steady cycle < {TARGETS['cycle_1m_s']:.0f} s",
                      f"{ob['seconds']:.1f} s (scoring {ob['score_seconds']:.1f} s, writing {ob['write_seconds']:.1f} s)",
-                     _verdict(ob["seconds"] < TARGETS["reprio_1m_s"])])
-    else:
-        rows.append([f"Reprioritisation at {big:,} (PostgreSQL)", "–", _verdict(None)])
+                     _verdict(ob["seconds"] < TARGETS["cycle_1m_s"])])
+        rss = ob.get("peak_rss_mb")
+        rows.append([f"{big:,} posts: orchestrator peak RSS < 2 GB", f"{_f(rss, '{:.0f}')} MB",
+                     _verdict(None if rss is None else rss < TARGETS["rss_1m_mb"])])
+    elif big:
+        rows.append([f"{big:,} posts (PostgreSQL): first run, steady cycle, peak RSS", "–", _verdict(None)])
+    imp = ((_load(results, "import") or {}).get("backends") or {}).get("postgresql") or {}
+    rps = imp.get("rows_per_second")
+    rows.append([f"Import into PostgreSQL ≥ {TARGETS['import_rows_s']:,.0f} rows/s",
+                 f"{rps:,.0f} rows/s ({imp.get('rows', 0):,} rows, `bench/bench_import.py`)" if rps else
+                 "import.json not found", _verdict(None if rps is None else rps >= TARGETS["import_rows_s"])])
     w16 = max(sizes.get("handout_workers", [16]))
     h = _handout_row(ho, "postgresql", "ours", w16)
-    if h and "pop_submit" in h:
-        p95 = h["pop_submit"]["p95_ms"]
-        rows.append([f"Pop+submit p95 < {TARGETS['pop_submit_p95_ms']:.0f} ms, {w16} labellers, "
-                     f"{h['n']:,} posts (no pause between posts)", f"{p95:.1f} ms", _verdict(p95 < TARGETS["pop_submit_p95_ms"])])
-        hp = _handout_row(ho, "postgresql", "ours", sizes.get("paced_workers", 16), sizes.get("paced_think_ms", 200.0))
-        if hp and "pop_submit" in hp:
-            p95p = hp["pop_submit"]["p95_ms"]
-            rows.append([f"… the same with a {hp['think_ms']:.0f} ms pause between posts", f"{p95p:.1f} ms",
-                         _verdict(p95p < TARGETS["pop_submit_p95_ms"])])
-        doubles = sum(r.get("double_handouts", 0) for r in (ho or {}).get("rows", []) if r.get("side") == "ours")
-        rows.append(["Zero double hand-outs (every hand-out run, ours)", str(doubles), _verdict(doubles == 0)])
+    hb = _handout_row(ho, "postgresql", "baseline", w16)
+    if h and "pairs_per_second" in h:
+        base = f"; baseline {_rate(hb)}, {hb['double_handouts']} double hand-outs" if hb and "pairs_per_second" in hb else ""
+        rows.append([f"Hand-out capacity ≥ {TARGETS['handout_pairs_s']:.0f} pop+submit pairs/s, {w16} labeller "
+                     f"processes, {h['n']:,} posts, zero double hand-outs",
+                     f"{_rate(h)}, {h['double_handouts']} double hand-outs{base}",
+                     _verdict(h["pairs_per_second"] >= TARGETS["handout_pairs_s"] and h["double_handouts"] == 0)])
     else:
-        rows.append(["Pop+submit p95, 16 labellers", "–", _verdict(None)])
+        rows.append([f"Hand-out capacity, {w16} labellers", "–", _verdict(None)])
+    hw, ht = sizes.get("human_workers", 100), sizes.get("human_think_ms", 3000.0)
+    hh = _handout_row(ho, "postgresql", "ours", hw, ht)
+    hhb = _handout_row(ho, "postgresql", "baseline", hw, ht)
+    if hh and "pop" in hh:
+        p95 = hh["pop"]["p95_ms"]
+        base = (f"; baseline {hhb['pop']['p95_ms']:.1f} ms, {hhb['double_handouts']} double hand-outs"
+                if hhb and "pop" in hhb else "")
+        rows.append([f"{hw} labellers at a person's pace (a label every {ht / 1000:.0f} s each): pop p95 < "
+                     f"{TARGETS['human_pop_p95_ms']:.0f} ms",
+                     f"{p95:.1f} ms (submit p95 {hh['submit']['p95_ms']:.1f} ms, {hh['pops']} pops){base}",
+                     _verdict(p95 < TARGETS["human_pop_p95_ms"])])
+    else:
+        rows.append([f"{hw} labellers at a person's pace: pop p95", "–", _verdict(None)])
+    doubles = sum(r.get("double_handouts", 0) for r in (ho or {}).get("rows", []) if r.get("side") == "ours")
+    if ho:
+        rows.append(["Zero double hand-outs (every hand-out run, ours)", str(doubles), _verdict(doubles == 0)])
     s = next((r for r in (st or {}).get("rows", []) if r.get("side") == "ours" and "during_write" in r), None)
     if s:
-        w = s["during_write"].get("max_ms")
-        c = s["during_cycle"].get("max_ms")
-        q = s["quiet"].get("max_ms")
-        rows.append([f"Labeller stall < {TARGETS['stall_ms']:.0f} ms (worst pop while {s['n']:,} priorities are written)",
-                     f"{_f(w, '{:.0f}')} ms while writing ({s['during_write']['pops']} pops); {_f(c, '{:.0f}')} ms over "
-                     f"the whole run incl. training; {_f(q, '{:.0f}')} ms with no run going",
-                     _verdict(None if w is None else w < TARGETS["stall_ms"])])
+        w = s["during_write"]
+        sb = next((r for r in (st or {}).get("rows", []) if r.get("side") == "baseline" and "during_write" in r), None)
+        base = f"; baseline {_f(sb['during_write'].get('p95_ms'), '{:.0f}')} ms" if sb else ""
+        rows.append([f"Labeller stall while {s['n']:,} priorities are written: pop p95 < {TARGETS['stall_p95_ms']:.0f} ms",
+                     f"{_f(w.get('p95_ms'), '{:.0f}')} ms ({w['pops']} pops; max {_f(w.get('max_ms'), '{:.0f}')} ms; "
+                     f"{_f(s['quiet'].get('p95_ms'), '{:.0f}')} ms p95 with no run going){base}",
+                     _verdict(None if w.get("p95_ms") is None else w["p95_ms"] < TARGETS["stall_p95_ms"])])
     else:
-        rows.append(["Labeller stall", "–", _verdict(None)])
+        rows.append(["Labeller stall while priorities are written", "–", _verdict(None)])
     al = (_load(results, "al") or {}).get("target")
     if isinstance(al, dict) and isinstance(al.get("per_model"), dict):
         for model, per in sorted(al["per_model"].items()):
@@ -210,7 +254,7 @@ def block_targets(results: Path) -> str:
     rows.append([f"Labeller kernel < {TARGETS['kernel_mb']:.0f} MB",
                  f"{kmb:.0f} MB (`{kpath}` in page.json)" if kmb else "bench/bench_page.py results not found",
                  _verdict(None if kmb is None else kmb < TARGETS["kernel_mb"])])
-    return _table(["Target", "Where we stand", "Verdict"], rows)
+    return _table(["Target (issue 16; the last rows: earlier issues)", "Where we stand", "Verdict"], rows)
 
 
 def block_reprio(rep: dict | None) -> str:
@@ -253,20 +297,21 @@ def block_handout(ho: dict | None) -> str:
     for r in ho["rows"]:
         if "error" in r:
             rows.append([r["backend"], r["side"], r["workers"], _f(r["think_ms"], "{:.0f}"), f"failed: {r['error']}"]
-                        + ["–"] * 8)
+                        + ["–"] * 9)
             continue
         rows.append([
             r["backend"], r["side"], r["workers"], _f(r["think_ms"], "{:.0f}"), r["pops"],
             " / ".join(_f(r["pop"][k], "{:.1f}") for k in ("p50_ms", "p95_ms", "p99_ms")),
             " / ".join(_f(r["submit"][k], "{:.1f}") for k in ("p50_ms", "p95_ms", "p99_ms")),
             _f(r["pop_submit"]["p95_ms"], "{:.1f}"), _f(r["pairs_per_second"], "{:.0f}"),
+            _f((r.get("cpu_ms_per_pair") or {}).get("total"), "{:.2f}"),
             (f"**{r['double_handouts']}**" if r["double_handouts"] else "0")
             + (f" (+{r['second_opinions']} audit/review)" if r.get("second_opinions") else ""),
             r.get("labels_overwritten", r.get("db_items_labelled_twice", "–")),
             r["errors"],
         ])
     head = ["Database", "Queue", "Labellers", "Pause ms", "Pops", "Pop p50/p95/p99 ms", "Submit p50/p95/p99 ms",
-            "Pop+submit p95 ms", "Pairs/s", "Double hand-outs", "Labels lost/doubled", "Errors"]
+            "Pop+submit p95 ms", "Pairs/s", "CPU ms a pair", "Double hand-outs", "Labels lost/doubled", "Errors"]
     return _table(head, rows)
 
 
@@ -281,11 +326,12 @@ def block_stall(st: dict | None) -> str:
         c = r["cycle"]
         rows.append([r["side"], f"{r['n']:,}", f"{_f(r['quiet']['p99_ms'], '{:.0f}')} / {_f(r['quiet']['max_ms'], '{:.0f}')}",
                      f"{_f(r['during_score']['max_ms'], '{:.0f}')} ({r['during_score']['pops']} pops)",
-                     f"{_f(r['during_write']['max_ms'], '{:.0f}')} ({r['during_write']['pops']} pops)",
+                     f"{_f(r['during_write'].get('p95_ms'), '{:.0f}')} / {_f(r['during_write']['max_ms'], '{:.0f}')} "
+                     f"({r['during_write']['pops']} pops)",
                      _f(c["score_seconds"] + c["read_seconds"]), _f(c["write_seconds"]),
                      r["labellers"]["double_handouts"]])
     head = ["Queue", "Posts", "No run going: pop p99 / max ms", "While training and scoring: max pop ms",
-            "While writing the priorities: max pop ms", "Reading+scoring s", "Writing s", "Double hand-outs"]
+            "While writing the priorities: pop p95 / max ms", "Reading+scoring s", "Writing s", "Double hand-outs"]
     return _table(head, rows)
 
 

@@ -46,6 +46,8 @@ sys.path.insert(0, str(HERE))
 import common  # noqa: E402
 
 BASELINE_VENV = HERE / ".venv-baseline"
+# the throw-away server's max_connections: 100 labellers (one connection each) and the bench's own
+MAX_CONNECTIONS = 150
 MARKER = "smartlabel-bench.json"
 
 PROFILES = {
@@ -55,6 +57,9 @@ PROFILES = {
         # 16 labellers pausing 0.5 s on average between posts (people take seconds): the
         # latency a labeller sees when the server is not saturated by design
         paced_workers=16, paced_think_ms=500.0, paced_ops=320,
+        # issue 16: 100 labellers at a person's pace (one label every 3 s each, about 33
+        # pairs/s in all; 20 each, about a minute per side)
+        human_workers=100, human_think_ms=3000.0, human_ops=2000,
         handout_sqlite=True, handout_sqlite_baseline=False,
         stall_n=80_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.5, n_train=300,
     ),
@@ -62,6 +67,7 @@ PROFILES = {
         reprio_sizes=[10_000], reprio_backends=["sqlite", "postgresql"], big=30_000,
         handout_pool=20_000, handout_workers=[1, 4, 16], handout_ops=240,
         paced_workers=16, paced_think_ms=500.0, paced_ops=0,
+        human_workers=100, human_think_ms=3000.0, human_ops=0,
         handout_sqlite=False, handout_sqlite_baseline=False,
         stall_n=10_000, stall_workers=4, stall_think_ms=20.0, quiet_s=1.0, n_train=300,
     ),
@@ -70,6 +76,7 @@ PROFILES = {
         reprio_sizes=[500], reprio_backends=["sqlite", "postgresql"], big=0,
         handout_pool=500, handout_workers=[3], handout_ops=24,
         paced_workers=2, paced_think_ms=5.0, paced_ops=0,
+        human_workers=3, human_think_ms=5.0, human_ops=6,
         handout_sqlite=False, handout_sqlite_baseline=False,
         stall_n=500, stall_workers=2, stall_think_ms=5.0, quiet_s=0.3, n_train=60,
     ),
@@ -176,8 +183,27 @@ class Databases:
         self.admin_url = postgres_url
         self._admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
         self._text = text
+        if self.server is not None:
+            self._allow_connections(MAX_CONNECTIONS)
         self.created: list[str] = []
         self.prefix = "bench_" + os.urandom(3).hex() + "_"
+
+    def _allow_connections(self, n: int) -> None:
+        """Raise the throw-away server's max_connections (a restart): 100 labellers hold one
+        connection each, past the default's 97 (README, "Connection budget")."""
+        with self._admin.connect() as conn:
+            if int(conn.execute(self._text("SHOW max_connections")).scalar_one()) >= n:
+                return
+            conn.execute(self._text(f"ALTER SYSTEM SET max_connections = {int(n)}"))
+        self._admin.dispose()
+        from pgserver._commands import pg_ctl
+
+        from pgserver.postgres_server import PostmasterInfo
+
+        pg_ctl(["-w", "-l", str(self.server.log), "restart"], pgdata=self.server.pgdata,
+               user=self.server.system_user, timeout=60)
+        # pgserver stops the server it started by its process at cleanup: the restarted one's
+        self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.server.pgdata)
 
     def pg_version(self) -> str:
         with self._admin.connect() as conn:
@@ -375,6 +401,8 @@ class Bench:
             levels = [(w, self.p["handout_ops"], 0.0) for w in self.p["handout_workers"]]
             if self.p["paced_ops"] and backend == "postgresql":
                 levels.append((self.p["paced_workers"], self.p["paced_ops"], self.p["paced_think_ms"]))
+            if self.p.get("human_ops") and backend == "postgresql":
+                levels.append((self.p["human_workers"], self.p["human_ops"], self.p["human_think_ms"]))
             sides = self.sides()
             if backend == "sqlite" and not self.p["handout_sqlite_baseline"]:
                 # its SQLite default (rollback journal, synchronous=FULL) fsyncs every pop and
@@ -391,9 +419,12 @@ class Bench:
                     if "error" in r:
                         say(f"handout {backend:10s} {side:8s} {workers:2d} workers: {r['error']}")
                     else:
-                        say(f"handout {backend:10s} {side:8s} {workers:2d} workers think {think:3.0f} ms: "
+                        cpu = (r.get("cpu_ms_per_pair") or {}).get("total")
+                        say(f"handout {backend:10s} {side:8s} {workers:3d} workers think {think:4.0f} ms: "
                             f"pop p95 {r['pop']['p95_ms']:.1f} ms, submit p95 {r['submit']['p95_ms']:.1f} ms, "
-                            f"{r['pairs_per_second']:.0f} pairs/s, double hand-outs {r['double_handouts']}"
+                            f"{r['pairs_per_second']:.0f} pairs/s"
+                            + (f" ({cpu:.2f} ms CPU a pair)" if cpu else "")
+                            + f", double hand-outs {r['double_handouts']}"
                             + (f", {r['errors']} errors" if r["errors"] else ""))
                     if url and not self.args.keep:
                         self.dbs.drop(url)
