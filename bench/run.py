@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: smartlabel against superintendent 0.6.0, side by side, in one run.
 
-    python bench/run.py            # full: about 15-20 minutes on 2 cores
+    python bench/run.py            # full: about 25 minutes on 2 cores (al included)
     python bench/run.py --quick    # reduced sizes: about 3 minutes
     python bench/run.py --only reprio,handout --no-baseline
 
@@ -13,7 +13,7 @@ What it does, in order (progress on the terminal as it goes):
   3. runs each benchmark, ours (bench/ours.py, this venv) and the baseline
      (bench/baseline.py, the baseline venv) as subprocesses on the same server:
        reprio   one reprioritisation cycle (score, entropy, write all priorities)
-       handout  1/4/16 labeller processes popping and submitting
+       handout  1/4/16 labeller processes popping and submitting; 16 and 100 paced ones
        stall    worst pop latency of 4 labellers while a cycle is written
        memory   peak resident memory of the process doing the cycle (orchestrator)
        al, page bench/bench_al.py and bench/bench_page.py (other engineers'), when present;
