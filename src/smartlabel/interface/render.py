@@ -50,6 +50,7 @@ def reason_text(item: dict) -> str:
             return f"the model is unsure about it ({esc(first)}, {_pct(p1)})"
         return "the model ranks it as useful to label next"
     return {
+        "coldstart": "chosen to represent the pool (cold start: too few labels for the model to choose well)",
         "random": "random exploration (the unbiased sample that measures the model)",
         "audit": "a second opinion: someone else labelled this post (agreement check)",
         "review": "a second look: the model or another labeller disagrees with its label",
