@@ -18,11 +18,13 @@ from smartlabel.store import runs as store_runs
 
 from text_corpus import make_texts, queue_settings, seed_corpus
 
-# one big cluster and two small ones: uniform random (or id order: the posts go in by class)
-# rarely gives one post of each in the first three hand-outs (random: 3! * 60/76 * (8/76)^2 = 5 %)
-SIZES = {"Others": 60, "Advocacy": 8, "Personal Stories": 8}
+# one big cluster and three small ones (each bigger than coldstart.NEIGHBOURS): uniform random
+# (or id order: the posts go in by topic) rarely gives one post of each in the first four
+# hand-outs (random: 4! * 60/96 * (12/96)^3 = 3 %)
+SIZES = {"Others": 60, "Advocacy": 12, "Personal Stories": 12, "Factual Queries/Sharing": 12}
 WORDS = {"Others": "recipe pasta garlic oven", "Advocacy": "petition rally lobby campaign",
-         "Personal Stories": "brother childhood mother remember"}
+         "Personal Stories": "brother childhood mother remember",
+         "Factual Queries/Sharing": "census statistics report figures"}
 NOISE = "today really quite just".split()
 
 
@@ -101,8 +103,8 @@ def test_few_labels_write_a_coldstart_run_whose_order_is_handed_out_diverse(db_u
         n_pred = conn.execute(text("SELECT COUNT(*) FROM predictions WHERE run_id = :r"), {"r": run["id"]}).scalar()
     assert n_pred == len(truth)
     assert orch.tick() is None  # nothing imported since: no second cold-start run
-    got = pops(db_url, ["ann", "bob", "cat"])
-    assert [item["reason"] for _, _, item in got] == ["coldstart"] * 3
+    got = pops(db_url, ["ann", "bob", "cat", "dan"])
+    assert [item["reason"] for _, _, item in got] == ["coldstart"] * 4
     assert sorted(truth[i] for _, i, _ in got) == sorted(SIZES)  # one of each cluster
     assert "chosen to represent the pool" in render_post_html(got[0][2])
 

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         "entropy", description="How unlabelled posts are ranked for labelling."
     )
     cold_start_labels: int = Field(
-        100, ge=0, description="Until this many posts have an agreed label, hand out posts chosen to represent "
+        60, ge=0, description="Until this many posts have an agreed label, hand out posts chosen to represent "
         "the pool (density-weighted farthest-point order on the model's features) instead of the model's "
         "ranking; 0: off. Random exploration and the audit sample stay uniform."
     )

@@ -25,6 +25,10 @@ in memory:
    strategy's registry entry) and the `--step` highest are "labelled" (a
    `--shuffle-prop` share of each batch is picked at random instead, like the
    queue's exploration).
+   With `--cold-start N` (default: COLD_START_LABELS' default; 0: off) the strategies start as
+   the orchestrator does: the initial sample and every batch until N labels are the posts
+   `smartlabel.coldstart` ranks first (recomputed at each step, away from the labelled ones);
+   the exploration share stays random.
 5. Random sampling (`priorities("random", ...)`) runs beside every strategy with
    the same seeds and initial samples: it is the baseline. It may go on past the
    budget (`--baseline-budget`, in `--baseline-step` steps), so that the labels
