@@ -154,6 +154,7 @@ class Orchestrator:
         self.lock: OrchestratorLock | None = None  # held by run_forever: one orchestrator per database
         self.lost_lock: LockHeld | None = None
         self._said_statistics = False
+        self._last_cold_error: str | None = None
 
     # -- signals --
 
@@ -314,7 +315,9 @@ class Orchestrator:
         except Exception as exc:
             msg = self._describe(exc)
             self._finish(run_id, "failed", msg)
-            log.error("cold-start run %d failed: %s", run_id, msg)
+            # said once while the same failure lasts (it is retried at every check)
+            (log.error if msg != self._last_cold_error else log.debug)("cold-start run %d failed: %s", run_id, msg)
+            self._last_cold_error = msg
             return RunResult(run_id, "failed", msg)
         finally:
             self.activity = "waiting"
