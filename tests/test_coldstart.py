@@ -11,7 +11,7 @@ from sqlalchemy import insert, text
 
 from smartlabel import coldstart
 from smartlabel.db import items, make_engine, utcnow
-from smartlabel.interface.render import render_post_html, reason_text
+from smartlabel.interface.render import model_line_html, render_post_html, reason_text
 from smartlabel.orchestrator import Orchestrator
 from smartlabel.queue import LabelQueue
 from smartlabel.store import runs as store_runs
@@ -107,6 +107,7 @@ def test_few_labels_write_a_coldstart_run_whose_order_is_handed_out_diverse(db_u
     assert [item["reason"] for _, _, item in got] == ["coldstart"] * 4
     assert sorted(truth[i] for _, i, _ in got) == sorted(SIZES)  # one of each cluster
     assert "chosen to represent the pool" in render_post_html(got[0][2])
+    assert "none yet" in model_line_html(run) and "represent the pool" in model_line_html(run)
 
 
 def test_new_imports_during_the_cold_start_get_a_fresh_order(sqlite_url, engine_for, tmp_path):
@@ -146,6 +147,7 @@ def test_training_runs_follow_the_cold_start_until_the_threshold(db_url, engine_
     assert trained.status == "ok", trained.message
     run = store_runs.current(engine)
     assert (run["kind"], run["acquisition"]) == ("train", "coldstart")
+    assert "CV accuracy" in model_line_html(run)  # a model exists: the page says so
     _, item_id, item = pops(db_url, ["bob"])[0]
     assert item["reason"] == "coldstart" and item["predicted_label"] is not None
     assert "chosen to represent the pool" in reason_text(item)

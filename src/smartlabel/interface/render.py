@@ -99,6 +99,9 @@ def model_line_html(run: dict | None, now: datetime | None = None) -> str:
     if not run:
         return ("<b>Model:</b> none yet. Posts come in random order until the orchestrator "
                 "has trained one.")
+    if run.get("kind") == "coldstart":  # an order of the pool, no model (smartlabel.coldstart)
+        return ("<b>Model:</b> none yet. Posts are chosen to represent the pool until there are "
+                "enough labels to train one (cold start).")
     finished = run.get("finished_at")
     when = "still training"
     if finished is not None:
