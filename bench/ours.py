@@ -237,7 +237,7 @@ def orchestrator(url: str, models_dir: str):
 
     logging.getLogger("smartlabel").setLevel(logging.WARNING)
     settings = load_settings(database_url=url, models_dir=models_dir, model="lr", acquisition="entropy",
-                             labels=list(LABELS))
+                             labels=list(LABELS), cold_start_labels=0)  # the model's scoring is what is timed
     return Orchestrator(settings, engine=url, models_dir=models_dir)
 
 

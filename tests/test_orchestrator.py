@@ -55,7 +55,7 @@ def cli_env(url, models_dir, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABELS", "MODEL", "RETRAIN"))}
     env.update(PYTHONPATH=str(ROOT / "src"), DATABASE_URL=url, MODELS_DIR=str(models_dir),
                LABELS='["Advocacy","Personal Stories","Others","Factual Queries/Sharing"]',
-               RETRAIN_EVERY_N_LABELS="10", SHUFFLE_PROP="0", TF_CPP_MIN_LOG_LEVEL="3")
+               RETRAIN_EVERY_N_LABELS="10", SHUFFLE_PROP="0", TF_CPP_MIN_LOG_LEVEL="3", COLD_START_LABELS="0")
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

@@ -60,6 +60,7 @@ def queue_settings(url, **overrides):
     overrides.setdefault("shuffle_prop", 0.0)
     overrides.setdefault("audit_share", 0.0)
     overrides.setdefault("review_share", 0.0)
+    overrides.setdefault("cold_start_labels", 0)  # tests of the cold start turn it on (test_coldstart.py)
     return load_settings(database_url=url, **overrides)
 
 

@@ -459,6 +459,10 @@ def simulate_cmd(
     max_items: Optional[int] = typer.Option(None, "--max-items", help="Use a stratified random subset of this many posts (faster)."),
     shuffle_prop: float = typer.Option(0.0, "--shuffle-prop", help="Share of each step picked at random, like SHUFFLE_PROP."),
     class_weight: str = typer.Option("none", "--class-weight", help="none or balanced (as CLASS_WEIGHT)."),
+    cold_start: Optional[int] = typer.Option(
+        None, "--cold-start", help="Until this many labels the strategies label posts chosen to represent the pool "
+        "(initial sample included), as COLD_START_LABELS; 0: off (default: COLD_START_LABELS' default)."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the learning curve as CSV here."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the learning-curve plot (PNG) here."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the summary (targets, labels to target, ratios) as JSON here."),
@@ -489,7 +493,7 @@ def simulate_cmd(
     result = simulate(
         corpus, model=model, strategies=strategies, initial=initial, step=step, budget=budget, seeds=seeds,
         baseline_budget=baseline_budget, baseline_step=baseline_step, heldout=heldout, max_items=max_items,
-        shuffle_prop=shuffle_prop, class_weight=class_weight,
+        shuffle_prop=shuffle_prop, class_weight=class_weight, cold_start=cold_start,
         progress=progress, log=lambda msg: typer.echo(msg, err=True),
     )
     typer.echo(format_table(result))

@@ -25,6 +25,14 @@ inserts a `model_runs` row with status `running` and runs these steps:
    model files are pruned; planner statistics are refreshed (`store.stats`); one log
    line sums the run up.
 
+Cold start (`smartlabel.coldstart`): while fewer than COLD_START_LABELS posts have an
+agreed label, a training run's priorities are a representative order of the open posts
+(density-weighted farthest-point on the model's cached features, away from the labelled
+posts) instead of ACQUISITION's, and the run records acquisition `coldstart`; the queue
+hands them out as `coldstart`. Before any model can be trained (no run yet, or too few
+labels, or one class), `cold_start` writes a run of kind `coldstart` with those priorities
+alone: at the first check, after every skipped run, and when new posts were imported.
+
 A run that fails (a model error, the database gone) is marked `failed` with its
 message, logged as one line, and the loop goes on (retries back off while the
 failures last). SIGTERM/SIGINT set a flag checked between steps (and between
@@ -53,7 +61,7 @@ from typing import Iterator
 import numpy as np
 from sqlalchemy.engine import Engine
 
-from smartlabel import modelstore
+from smartlabel import coldstart, modelstore
 from smartlabel.db import make_engine, utcnow
 from smartlabel.heartbeat import Heartbeat
 from smartlabel.store import items as store_items
@@ -100,6 +108,7 @@ class _Run:
     seconds_train: float = 0.0
     scored: Scored | None = None
     clusters: list | None = None
+    cold: bool = False  # in the cold start: priorities from smartlabel.coldstart
     score_started: float = 0.0
     seconds_score: float = 0.0
 
@@ -145,6 +154,7 @@ class Orchestrator:
         self.lock: OrchestratorLock | None = None  # held by run_forever: one orchestrator per database
         self.lost_lock: LockHeld | None = None
         self._said_statistics = False
+        self._last_cold_error: str | None = None
 
     # -- signals --
 
@@ -260,9 +270,80 @@ class Orchestrator:
             # said once per change, not every interval
             (log.info if why != self._last_why else log.debug)("no retraining: %s", why)
             self._last_why = why
-            return None
+            return self._cold_start_if_needed()
         self._last_why = None
         return self.retrain()
+
+    def _cold_start_if_needed(self) -> RunResult | None:
+        """A cold-start run when no model orders the queue and the labels are few: no current
+        run yet, or the current one is a cold-start run and posts were imported since."""
+        if int(self.settings.cold_start_labels) <= 0:
+            return None
+        try:
+            current = runs.current(self.engine)
+            if current is not None and (current["kind"] != runs.COLDSTART or not runs.unscored_open(self.engine)):
+                return None
+            if current is None and store_items.count(self.engine) == 0:
+                return None
+            if not coldstart.applies(store_labels.count(self.engine), int(self.settings.cold_start_labels)):
+                return None
+        except Exception as exc:
+            log.debug("cold start check failed: %s", self._describe(exc))
+            return None
+        return self.cold_start()
+
+    def cold_start(self, labelled_ids: np.ndarray | None = None) -> RunResult:
+        """Write a run of kind `coldstart`: a representative order of the open posts, no model."""
+        s = self.settings
+        try:
+            run_id = runs.start(self.engine, kind=runs.COLDSTART, model_kind=s.model,
+                                acquisition=coldstart.ACQUISITION)
+        except Exception as exc:
+            msg = self._describe(exc)
+            log.error("cold-start run not started: %s", msg)
+            return RunResult(None, "failed", msg)
+        self.activity = f"run {run_id}"
+        try:
+            return self._cold_start_steps(run_id, labelled_ids)
+        except StopRequested:
+            msg = "stopped by a signal before finishing"
+            self._finish(run_id, "failed", msg)
+            return RunResult(run_id, "failed", msg)
+        except KeyboardInterrupt:
+            self._finish(run_id, "failed", "stopped at once by a second signal")
+            raise
+        except Exception as exc:
+            msg = self._describe(exc)
+            self._finish(run_id, "failed", msg)
+            # said once while the same failure lasts (it is retried at every check)
+            (log.error if msg != self._last_cold_error else log.debug)("cold-start run %d failed: %s", run_id, msg)
+            self._last_cold_error = msg
+            return RunResult(run_id, "failed", msg)
+        finally:
+            self.activity = "waiting"
+
+    def _cold_start_steps(self, run_id: int, labelled_ids: np.ndarray | None) -> RunResult:
+        started = time.monotonic()
+        if labelled_ids is None:
+            labelled_ids = store_labels.training_set(self.engine, self.settings.labels)[0]
+        learner = self._learner_for_run()
+        pool_ids, hashes, open_ids = store_items.pool(self.engine)
+        stats = learner.sync(pool_ids, hashes, self._texts)
+        if stats is not None:
+            log.info("run %d %s", run_id, stats)
+        self._check_stop()
+        prio = coldstart.order_for(learner, open_ids, labelled_ids, rng=np.random.default_rng(run_id))
+        self._check_stop()
+        predictions.write(self.engine, run_id, open_ids.tolist(), prio.tolist())
+        seconds = time.monotonic() - started
+        msg = (f"cold start: {len(labelled_ids)} labelled post(s) < COLD_START_LABELS "
+               f"{self.settings.cold_start_labels}; representative order, no model")
+        self._finish(run_id, "ok", msg, n_labels=len(labelled_ids), n_scored=len(open_ids),
+                     seconds_score=round(seconds, 3))
+        runs.set_current(self.engine, run_id)
+        predictions.prune(self.engine, keep_runs=KEEP_PREDICTION_RUNS)
+        log.info("run %d ok: %s; ordered %d open posts in %.1f s", run_id, msg, len(open_ids), seconds)
+        return RunResult(run_id, "ok", msg)
 
     def _recover(self) -> None:
         """Store outcomes we could not store while the database was away; mark orphaned runs."""
@@ -353,6 +434,9 @@ class Orchestrator:
         self._finish(run.id, "skipped", msg, n_labels=len(run.y), n_classes=len(run.classes))
         log.info("run %d skipped: %s", run.id, msg)
         self._statistics(run)
+        if coldstart.applies(len(run.y), int(self.settings.cold_start_labels)):
+            self._check_stop()
+            self.cold_start(run.ids)  # the queue gets a fresh representative order meanwhile
         return RunResult(run.id, "skipped", msg)
 
     def _texts(self, ids) -> Iterator[str]:
@@ -395,12 +479,18 @@ class Orchestrator:
             bar.update(n)
             self._check_stop()
 
+        run.cold = coldstart.applies(len(run.y), int(s.cold_start_labels))
         try:
             run.scored = self.learner.score(run.model, run.open_ids, s.acquisition, rng=np.random.default_rng(run.id),
                                             on_batch=batch_done)
         finally:
             bar.close()
         self._check_stop()
+        if run.cold:  # few labels: the model's ranking is close to noise; represent the pool instead
+            run.scored.priorities = coldstart.order_for(self.learner, run.open_ids, run.ids,
+                                                        rng=np.random.default_rng(run.id))
+            run.clusters = None
+            return
         # near-duplicates among the top candidates are spread apart, so concurrent labellers
         # do not all get copies of the same uncertain post
         run.scored.priorities, run.clusters = diversify(run.open_ids.tolist(), run.scored.priorities, self._texts,
@@ -426,7 +516,7 @@ class Orchestrator:
             cv_accuracy=scores["cv_accuracy"], cv_macro_f1=scores["cv_macro_f1"],
             audit_accuracy=scores["audit_accuracy"], n_audit=scores["n_audit"], per_class=scores["per_class"],
             model_path=str(path), n_scored=len(run.open_ids), seconds_train=round(run.seconds_train, 3),
-            seconds_score=round(run.seconds_score, 3),
+            seconds_score=round(run.seconds_score, 3), **({"acquisition": coldstart.ACQUISITION} if run.cold else {}),
         )
         # switched on only once the run's row is complete, so the page never shows a half-told run
         runs.set_current(self.engine, run.id)
@@ -450,6 +540,8 @@ class Orchestrator:
         """The message of an ok run: how it was evaluated, what it left out."""
         scores = run.scores
         note = [f"cv {scores['cv_folds']}-fold" if scores["cv_folds"] else scores.get("note", "")]
+        if run.cold:
+            note.append(f"cold start: priorities represent the pool ({len(run.y)} labels < COLD_START_LABELS)")
         if run.dropped:
             note.append(f"{run.dropped} agreed label(s) not in LABELS ignored")
         if scores["audit_accuracy"] is None:

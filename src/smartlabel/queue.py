@@ -84,6 +84,16 @@ _CANDIDATES = {
         SELECT i.id, le0.run_id FROM leases le0 JOIN items i ON i.id = le0.item_id
         WHERE le0.worker_id = :worker AND le0.expires_at > :now AND {_NOT_OTHERS}
         ORDER BY le0.leased_at LIMIT 1""",
+    # the cold start (smartlabel.coldstart): while the current run's priorities are a
+    # representative order of the pool, they are handed out as 'coldstart' ("chosen to
+    # represent the pool"); the subquery on the run is evaluated once, so with any other
+    # run this finds nothing at once and "priority" follows
+    "coldstart": f"""
+        SELECT i.id, p.run_id FROM predictions p JOIN items i ON i.id = p.item_id
+        WHERE p.run_id = {_CURRENT_RUN}
+          AND EXISTS (SELECT 1 FROM model_runs r WHERE r.id = {_CURRENT_RUN} AND r.acquisition = 'coldstart')
+          AND {_FREE} {_NOT_SKIPPED}
+        ORDER BY p.priority DESC LIMIT 1""",
     # the current run's priorities, best first
     "priority": f"""
         SELECT i.id, p.run_id FROM predictions p JOIN items i ON i.id = p.item_id
@@ -278,12 +288,13 @@ _ANY_OPEN_FOR = f"""
     LIMIT 1"""
 
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
-_ORDER = ("held", "priority", "unscored", "skipped")
-_EXPLORE_ORDER = ("held", "random", "priority", "unscored", "skipped")
+# "coldstart" finds posts only while the current run is a cold-start order.
+_ORDER = ("held", "coldstart", "priority", "unscored", "skipped")
+_EXPLORE_ORDER = ("held", "random", "coldstart", "priority", "unscored", "skipped")
 # AUDIT_SHARE / REVIEW_SHARE of pops try these first; nothing to audit or review
 # falls through to the usual order
-_AUDIT_ORDER = ("held", "audit", "priority", "unscored", "skipped")
-_REVIEW_ORDER = ("held", "review", "priority", "unscored", "skipped")
+_AUDIT_ORDER = ("held", "audit", "coldstart", "priority", "unscored", "skipped")
+_REVIEW_ORDER = ("held", "review", "coldstart", "priority", "unscored", "skipped")
 
 
 log = logging.getLogger(__name__)

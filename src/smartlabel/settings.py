@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     acquisition: str = Field(
         "entropy", description="How unlabelled posts are ranked for labelling."
     )
+    cold_start_labels: int = Field(
+        60, ge=0, description="Until this many posts have an agreed label, hand out posts chosen to represent "
+        "the pool (density-weighted farthest-point order on the model's features) instead of the model's "
+        "ranking; 0: off. Random exploration and the audit sample stay uniform."
+    )
     shuffle_prop: float = Field(
         0.1, ge=0.0, le=1.0, description="Share of hand-outs picked at random (exploration and unbiased audit sample)."
     )

@@ -25,6 +25,10 @@ in memory:
    strategy's registry entry) and the `--step` highest are "labelled" (a
    `--shuffle-prop` share of each batch is picked at random instead, like the
    queue's exploration).
+   With `--cold-start N` (default: COLD_START_LABELS' default; 0: off) the strategies start as
+   the orchestrator does: the initial sample and every batch until N labels are the posts
+   `smartlabel.coldstart` ranks first (recomputed at each step, away from the labelled ones);
+   the exploration share stays random.
 5. Random sampling (`priorities("random", ...)`) runs beside every strategy with
    the same seeds and initial samples: it is the baseline. It may go on past the
    budget (`--baseline-budget`, in `--baseline-step` steps), so that the labels
@@ -64,6 +68,11 @@ __all__ = [
 
 BASELINE = acquisition.RANDOM
 TARGETS = (0.90, 0.95)
+def _cold_start_default() -> int:
+    """simulate's default cold start: the COLD_START_LABELS setting's default."""
+    from smartlabel.settings import Settings
+
+    return int(Settings.model_fields["cold_start_labels"].default)
 CURVE_COLUMNS = ["strategy", "seed", "labels", "heldout_accuracy", "unqueried_accuracy", "classes_seen"]
 
 
@@ -312,11 +321,17 @@ def simulate(
     shuffle_prop: float = 0.0,
     class_weight: str = "none",
     split_seed: int = 0,
+    cold_start: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     desc: str | None = None,
 ) -> SimulationResult:
     """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds.
+
+    `cold_start`: until this many labels, the strategies (not the random baseline) label
+    the posts `smartlabel.coldstart` ranks first, as the orchestrator does below
+    COLD_START_LABELS (the initial sample included); None takes the setting's default,
+    0 disables it.
 
     BLAS runs single-threaded meanwhile: the linear models' L-BFGS steps are small
     vector operations, which OpenBLAS's spinning worker threads slow down 10-40x
@@ -332,11 +347,13 @@ def simulate(
                          budget=budget, seeds=seeds, baseline_budget=baseline_budget,
                          baseline_step=baseline_step, heldout=heldout, max_items=max_items,
                          shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
+                         cold_start=_cold_start_default() if cold_start is None else int(cold_start),
                          progress=progress, log=log, desc=desc)
 
 
 def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step,
-              heldout, max_items, shuffle_prop, class_weight, split_seed, progress, log, desc) -> SimulationResult:
+              heldout, max_items, shuffle_prop, class_weight, split_seed, cold_start, progress, log,
+              desc) -> SimulationResult:
     import pandas as pd
 
     from smartlabel.training import Learner
@@ -385,7 +402,9 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     say(f"full-data accuracy {full_accuracy:.3f} ({model} trained on all {len(pool_idx)} pool items, "
         f"scored on {len(held_idx)} held-out items; {t_full:.1f} s)")
 
-    rows = _curve_rows(learner, plans, seed_list, y_pool, X_held, y_held, initial, shuffle_prop,
+    if cold_start < 0:
+        raise SimulationError("--cold-start must be 0 (off) or a number of labels")
+    rows = _curve_rows(learner, plans, seed_list, y_pool, X_held, y_held, initial, shuffle_prop, cold_start,
                        desc=desc or f"simulate {model}", progress=progress)
     curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     l2t, l2t_seed, l2t_unq = _labels_to_target(curve, strategies, seed_list, targets)
@@ -400,7 +419,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         "classes": len(labels),
         "initial": initial, "step": step, "budget": budget,
         "baseline_budget": baseline_budget, "baseline_step": baseline_step,
-        "shuffle_prop": shuffle_prop, "class_weight": class_weight,
+        "shuffle_prop": shuffle_prop, "class_weight": class_weight, "cold_start": cold_start,
         "features": learner.n_features,
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_full_model": round(t_full, 1),
@@ -413,7 +432,8 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
 
 
 def _curve_rows(learner, plans: dict[str, list[int]], seed_list: list[int], y_pool: np.ndarray, X_held,
-                y_held: np.ndarray, initial: int, shuffle_prop: float, *, desc: str, progress: bool) -> list[dict]:
+                y_held: np.ndarray, initial: int, shuffle_prop: float, cold_start: int, *, desc: str,
+                progress: bool) -> list[dict]:
     """Every strategy (its labels counts in `plans`) from every seed's initial sample."""
     from tqdm.auto import tqdm
 
@@ -425,8 +445,9 @@ def _curve_rows(learner, plans: dict[str, list[int]], seed_list: list[int], y_po
             init = _initial_sample(np.random.default_rng([seed, 1]), y_pool, initial)
             for strategy, plan in plans.items():
                 bar.set_postfix_str(f"{strategy} seed {seed}")
+                baseline = strategy == BASELINE
                 for row in _walk(learner, strategy, seed, init, plan, y_pool, X_held, y_held,
-                                 shuffle_prop if strategy != BASELINE else 0.0):
+                                 0.0 if baseline else shuffle_prop, 0 if baseline else cold_start):
                     rows.append(row)
                     bar.update(1)
     finally:
@@ -454,31 +475,48 @@ def _check_options(seeds, initial: int, step: int, heldout: float, shuffle_prop:
 
 
 def _walk(learner, strategy: str, seed: int, init: np.ndarray, plan: list[int], y_pool: np.ndarray, X_held,
-          y_held: np.ndarray, shuffle_prop: float):
-    """One strategy and seed from the initial sample along `plan`: a curve row per labels count."""
+          y_held: np.ndarray, shuffle_prop: float, cold_start: int = 0):
+    """One strategy and seed from the initial sample along `plan`: a curve row per labels count.
+
+    With `cold_start`, the initial sample and every batch while fewer than `cold_start` posts
+    are labelled come from `smartlabel.coldstart` (as the orchestrator hands them out)."""
+    from smartlabel import coldstart
+
     rng = np.random.default_rng([seed, 2])  # acquisition and exploration draws
     labelled = np.zeros(len(y_pool), dtype=bool)
+    if coldstart.applies(0, cold_start):
+        prio = coldstart.order_for(learner, np.arange(len(y_pool)), [], rng=np.random.default_rng([seed, 3]))
+        init = np.argsort(-prio, kind="stable")[:len(init)]
     labelled[init] = True
     for i, n in enumerate(plan):
         lab_rows = np.flatnonzero(labelled)
         assert len(lab_rows) == n
-        est = learner.fit(learner.features(lab_rows), y_pool[lab_rows], random_state=seed)
-        classes = np.asarray(est.classes_)
         rest = np.flatnonzero(~labelled)
-        scored = learner.score(est, rest, strategy, rng)  # priorities and predicted labels
+        cold = coldstart.applies(n, cold_start)
+        if len(set(y_pool[lab_rows].tolist())) < 2:  # a cold start may begin with one class: no model yet
+            only = y_pool[lab_rows][0]
+            row_acc, unq_acc, n_classes, priorities = _share_right(np.full(len(y_held), only), y_held), \
+                _share_right(np.full(len(rest), only), y_pool[rest]), 1, None
+        else:
+            est = learner.fit(learner.features(lab_rows), y_pool[lab_rows], random_state=seed)
+            classes = np.asarray(est.classes_)
+            scored = learner.score(est, rest, "random" if cold else strategy, rng)
+            row_acc, unq_acc = _accuracy(classes, est.predict_proba(X_held), y_held), \
+                _share_right(scored.labels, y_pool[rest])
+            n_classes, priorities = len(classes), scored.priorities
         yield {
             "strategy": strategy, "seed": seed, "labels": n,
-            "heldout_accuracy": _accuracy(classes, est.predict_proba(X_held), y_held),
-            "unqueried_accuracy": _share_right(scored.labels, y_pool[rest]),
-            "classes_seen": len(classes),
+            "heldout_accuracy": row_acc, "unqueried_accuracy": unq_acc, "classes_seen": n_classes,
         }
         if i + 1 == len(plan):
             return
+        if cold or priorities is None:
+            priorities = coldstart.order_for(learner, rest, lab_rows, rng=rng)
         want = plan[i + 1] - n
         n_random = int(round(shuffle_prop * want))
         # best first; equal priorities (e.g. posts sharing no term with the labelled
         # ones get the same probabilities) in random order, not in file order
-        order = np.lexsort((rng.random(len(rest)), -scored.priorities))
+        order = np.lexsort((rng.random(len(rest)), -priorities))
         chosen = list(rest[order[: want - n_random]])
         if n_random:
             others = rest[order[want - n_random:]]

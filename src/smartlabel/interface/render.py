@@ -50,6 +50,7 @@ def reason_text(item: dict) -> str:
             return f"the model is unsure about it ({esc(first)}, {_pct(p1)})"
         return "the model ranks it as useful to label next"
     return {
+        "coldstart": "chosen to represent the pool (cold start: too few labels for the model to choose well)",
         "random": "random exploration (the unbiased sample that measures the model)",
         "audit": "a second opinion: someone else labelled this post (agreement check)",
         "review": "a second look: the model or another labeller disagrees with its label",
@@ -98,6 +99,9 @@ def model_line_html(run: dict | None, now: datetime | None = None) -> str:
     if not run:
         return ("<b>Model:</b> none yet. Posts come in random order until the orchestrator "
                 "has trained one.")
+    if run.get("kind") == "coldstart":  # an order of the pool, no model (smartlabel.coldstart)
+        return ("<b>Model:</b> none yet. Posts are chosen to represent the pool until there are "
+                "enough labels to train one (cold start).")
     finished = run.get("finished_at")
     when = "still training"
     if finished is not None:

@@ -1,7 +1,9 @@
 """Model runs (`model_runs`) and the queue's pointer to the current one (`queue_state`).
 
-A run's `kind` is `train` (the orchestrator trained a model and scored the open posts)
-or `autolabel` (`smartlabel autolabel` applied a model file to every post without an
+A run's `kind` is `train` (the orchestrator trained a model and scored the open posts),
+`coldstart` (too few labels for a model: priorities only, a representative order of the open
+posts from `smartlabel.coldstart`; a train run during the cold start has acquisition
+`coldstart` instead) or `autolabel` (`smartlabel autolabel` applied a model file to every post without an
 agreed human label; the queue never follows it)."""
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from smartlabel.store import reading, sql, writing
 
 TRAIN = "train"
 AUTOLABEL = "autolabel"
-KINDS = (TRAIN, AUTOLABEL)
+COLDSTART = "coldstart"
+KINDS = (TRAIN, AUTOLABEL, COLDSTART)
 
 CURRENT_ID = sql("SELECT current_run_id FROM queue_state WHERE id = 1")
 SET_CURRENT = sql("UPDATE queue_state SET current_run_id = :run_id, updated_at = :now WHERE id = 1")
 CURRENT = sql("""
-    SELECT r.id, r.finished_at, r.n_labels, r.cv_accuracy, r.model_kind, r.status
+    SELECT r.id, r.finished_at, r.n_labels, r.cv_accuracy, r.model_kind, r.status, r.kind, r.acquisition
     FROM queue_state q JOIN model_runs r ON r.id = q.current_run_id WHERE q.id = 1""")
 # the newest training run that counts as a base for "labels since the last run"
 LAST_BASE = sql("""
@@ -102,7 +105,8 @@ def set_current(bind: Engine | Connection, run_id: int | None) -> None:
 
 
 def current(bind: Engine | Connection) -> dict | None:
-    """The run the queue follows (id, finished_at, n_labels, cv_accuracy, model_kind, status), or None."""
+    """The run the queue follows (id, finished_at, n_labels, cv_accuracy, model_kind, status, kind,
+    acquisition), or None."""
     with reading(bind) as conn:
         row = conn.execute(CURRENT).mappings().first()
     if row is None:
@@ -143,3 +147,17 @@ def earlier_with_predictions(bind: Engine | Connection, before: int) -> list[int
     """Training runs older than `before` whose predictions are still stored, newest first."""
     with reading(bind) as conn:
         return [int(r) for (r,) in conn.execute(EARLIER_WITH_PREDICTIONS, {"before": before})]
+
+
+# open posts the current run did not score (new imports since it was written)
+UNSCORED_OPEN = sql("""
+    SELECT 1 FROM items i WHERE NOT i.done
+      AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.item_id = i.id
+                      AND p.run_id = (SELECT current_run_id FROM queue_state WHERE id = 1))
+    LIMIT 1""")
+
+
+def unscored_open(bind: Engine | Connection) -> bool:
+    """Is there an open post the current run has no priority for?"""
+    with reading(bind) as conn:
+        return conn.execute(UNSCORED_OPEN).first() is not None
