@@ -84,19 +84,12 @@ _CANDIDATES = {
         SELECT i.id, le0.run_id FROM leases le0 JOIN items i ON i.id = le0.item_id
         WHERE le0.worker_id = :worker AND le0.expires_at > :now AND {_NOT_OTHERS}
         ORDER BY le0.leased_at LIMIT 1""",
-    # the cold start (smartlabel.coldstart): while the current run's priorities are a
-    # representative order of the pool, they are handed out as 'coldstart' ("chosen to
-    # represent the pool"); the subquery on the run is evaluated once, so with any other
-    # run this finds nothing at once and "priority" follows
-    "coldstart": f"""
-        SELECT i.id, p.run_id FROM predictions p JOIN items i ON i.id = p.item_id
-        WHERE p.run_id = {_CURRENT_RUN}
-          AND EXISTS (SELECT 1 FROM model_runs r WHERE r.id = {_CURRENT_RUN} AND r.acquisition = 'coldstart')
-          AND {_FREE} {_NOT_SKIPPED}
-        ORDER BY p.priority DESC LIMIT 1""",
-    # the current run's priorities, best first
+    # the current run's priorities, best first; while they are a cold-start order
+    # (smartlabel.coldstart: a representative order of the pool, before a model can rank
+    # posts) the hand-out's reason is 'coldstart' ("chosen to represent the pool")
     "priority": f"""
-        SELECT i.id, p.run_id FROM predictions p JOIN items i ON i.id = p.item_id
+        SELECT i.id, p.run_id, CASE WHEN r.acquisition = 'coldstart' THEN 'coldstart' ELSE :reason END AS reason
+        FROM predictions p JOIN items i ON i.id = p.item_id JOIN model_runs r ON r.id = p.run_id
         WHERE p.run_id = {_CURRENT_RUN}
           AND {_FREE} {_NOT_SKIPPED}
         ORDER BY p.priority DESC LIMIT 1""",
@@ -150,7 +143,7 @@ _LEASE_UPSERT = """
         leased_at = excluded.leased_at, expires_at = excluded.expires_at,
         reason = excluded.reason, run_id = excluded.run_id
     WHERE leases.expires_at <= :now OR leases.worker_id = excluded.worker_id
-    RETURNING item_id, run_id"""
+    RETURNING item_id, run_id, reason"""
 _CLAIM_VALUES = f"""
     {_LEASE_INSERT}
     VALUES (:item_id, :worker, :now, :expires, :reason, :run_id) {_LEASE_UPSERT}"""
@@ -179,19 +172,21 @@ def _pg_pop_sql(candidate: str) -> tuple[str, ...]:
 
     Two statements sent as one query string (see _PgStatements): the SET LOCAL (this
     transaction only), then one statement that picks, claims and logs the post and
-    returns what the page shows of it."""
+    returns what the page shows of it. The reason is the path's (`:reason`) unless the
+    candidate names its own (a `reason` column: "priority" during a cold start)."""
+    reason = "reason" if "AS reason" in candidate else ":reason"
     return (_ASYNC_COMMIT, f"""
     WITH cand AS ({candidate} FOR NO KEY UPDATE OF i SKIP LOCKED),
     claimed AS (
         {_LEASE_INSERT}
-        SELECT id, :worker, :now, :expires, :reason, run_id FROM cand {_LEASE_UPSERT}
+        SELECT id, :worker, :now, :expires, {reason}, run_id FROM cand {_LEASE_UPSERT}
     ),
     logged AS (
         INSERT INTO handouts (item_id, worker_id, handed_at, reason, run_id)
-        SELECT item_id, :worker, :now, :reason, run_id FROM claimed
-        RETURNING item_id
+        SELECT item_id, :worker, :now, reason, run_id FROM claimed
+        RETURNING item_id, reason
     )
-    SELECT {_ITEM_COLUMNS}
+    SELECT {_ITEM_COLUMNS}, g.reason AS handout_reason
     FROM logged g JOIN items i ON i.id = g.item_id
     LEFT JOIN predictions p ON p.item_id = i.id AND p.run_id = {_CURRENT_RUN}""")
 
@@ -288,13 +283,12 @@ _ANY_OPEN_FOR = f"""
     LIMIT 1"""
 
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
-# "coldstart" finds posts only while the current run is a cold-start order.
-_ORDER = ("held", "coldstart", "priority", "unscored", "skipped")
-_EXPLORE_ORDER = ("held", "random", "coldstart", "priority", "unscored", "skipped")
+_ORDER = ("held", "priority", "unscored", "skipped")
+_EXPLORE_ORDER = ("held", "random", "priority", "unscored", "skipped")
 # AUDIT_SHARE / REVIEW_SHARE of pops try these first; nothing to audit or review
 # falls through to the usual order
-_AUDIT_ORDER = ("held", "audit", "coldstart", "priority", "unscored", "skipped")
-_REVIEW_ORDER = ("held", "review", "coldstart", "priority", "unscored", "skipped")
+_AUDIT_ORDER = ("held", "audit", "priority", "unscored", "skipped")
+_REVIEW_ORDER = ("held", "review", "priority", "unscored", "skipped")
 
 
 log = logging.getLogger(__name__)
@@ -658,7 +652,7 @@ class LabelQueue:
                     row = _PG_POP_STATEMENTS[name].execute(
                         conn, {**params, "reason": reason or name}, self._prepared).mappings().first()
                     if row is not None:
-                        return row["id"], reason or name, _item_dict(row)
+                        return row["id"], row["handout_reason"], _item_dict(row)
                 return None
 
             return self._pg_transaction(pop)
@@ -666,20 +660,23 @@ class LabelQueue:
             now = utcnow()  # after BEGIN IMMEDIATE: waiting for the lock must not age the lease
             params.update(now=now, expires=now + timedelta(seconds=self.lease_seconds))
             for name in order:
-                cand = conn.execute(text(_CANDIDATES[name]), params).first()
+                why = reason or name
+                cand = conn.execute(text(_CANDIDATES[name]), {**params, "reason": why}).first()
                 if cand is None:
                     continue
+                if len(cand) > 2:  # the candidate names its reason ("priority" during a cold start)
+                    why = cand[2]
                 got = conn.execute(
                     text(_CLAIM_VALUES),
-                    {**params, "item_id": cand[0], "reason": reason or name, "run_id": cand[1]},
+                    {**params, "item_id": cand[0], "reason": why, "run_id": cand[1]},
                 ).first()
                 if got is None:
                     continue
                 conn.execute(
                     text(_LOG_HANDOUT),
-                    {**params, "item_id": cand[0], "reason": reason or name, "run_id": cand[1]},
+                    {**params, "item_id": cand[0], "reason": why, "run_id": cand[1]},
                 )
-                return cand[0], reason or name, None
+                return cand[0], why, None
         return None
 
     def _any_open_for(self, worker: str) -> bool:
