@@ -3,10 +3,14 @@ writes, and the label recount that keeps `label_count` / `done` in step with `la
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Iterator, Sequence
 
 import numpy as np
+from sqlalchemy import String
 from sqlalchemy import insert as _insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, Engine
 
 from smartlabel.db import items
@@ -22,6 +26,16 @@ COUNT = sql("SELECT COUNT(*) FROM items")
 MAX_ID = sql("SELECT COALESCE(MAX(id), 0) FROM items")
 BY_HASH = sql("SELECT id, content_hash, external_id FROM items WHERE content_hash IN :hashes", "hashes")
 BY_EXTERNAL_ID = sql("SELECT id, content_hash, external_id FROM items WHERE external_id IN :ids", "ids")
+# PostgreSQL, the COPY import: one array parameter instead of thousands of IN parameters
+BY_HASH_ANY = sql("SELECT id, content_hash, external_id FROM items WHERE content_hash = ANY(:hashes)",
+                  hashes=ARRAY(String))
+BY_EXTERNAL_ID_ANY = sql("SELECT id, content_hash, external_id FROM items WHERE external_id = ANY(:ids)",
+                         ids=ARRAY(String))
+# ids for posts about to be COPYed (a sequence hands each out once; a rolled-back import leaves a gap)
+RESERVE_IDS = sql("SELECT nextval(pg_get_serial_sequence('items', 'id')) FROM generate_series(1, :n)")
+COPY_COLUMNS = ("id", "external_id", "title", "selftext", "clean_selftext", "extra", "content_hash",
+                "imported_at", "rand_key", "label_count", "done")
+COPY_ITEMS = f"COPY items ({', '.join(COPY_COLUMNS)}) FROM STDIN"  # text format: tab-separated, \N is NULL
 
 # label_count = distinct labellers of the post (retracted labels left out); done once
 # OVERLAP of them labelled it, second opinions left out (they never decide a post: should
@@ -76,16 +90,18 @@ def max_id(conn: Connection) -> int:
     return int(conn.execute(MAX_ID).scalar_one())
 
 
-def find_existing(conn: Connection, hashes: Sequence[str], external_ids: Sequence[str]):
+def find_existing(conn: Connection, hashes: Sequence[str], external_ids: Sequence[str], *, arrays: bool = False):
     """Posts already stored with one of these content hashes or external ids:
-    ({hash: (id, external_id)}, {external_id: (id, hash)})."""
+    ({hash: (id, external_id)}, {external_id: (id, hash)}). `arrays` (PostgreSQL): one
+    array parameter (`= ANY`) per query instead of one parameter per value."""
     by_hash: dict[str, tuple[int, str | None]] = {}
     by_ext: dict[str, tuple[int, str]] = {}
+    q_hash, q_ext = (BY_HASH_ANY, BY_EXTERNAL_ID_ANY) if arrays else (BY_HASH, BY_EXTERNAL_ID)
     if hashes:
-        for r in conn.execute(BY_HASH, {"hashes": list(hashes)}):
+        for r in conn.execute(q_hash, {"hashes": list(hashes)}):
             by_hash[r.content_hash] = (r.id, r.external_id)
     if external_ids:
-        for r in conn.execute(BY_EXTERNAL_ID, {"ids": list(external_ids)}):
+        for r in conn.execute(q_ext, {"ids": list(external_ids)}):
             by_ext[r.external_id] = (r.id, r.content_hash)
     return by_hash, by_ext
 
@@ -102,3 +118,46 @@ def insert(bind: Engine | Connection, rows: list[dict]) -> int:
         with writing(bind) as conn:
             conn.execute(_insert(items), rows)
     return len(rows)
+
+
+def reserve_ids(conn: Connection, n: int) -> list[int]:
+    """PostgreSQL: `n` new post ids from the id sequence, ascending (for `copy_insert`)."""
+    if n <= 0:
+        return []
+    return sorted(int(i) for (i,) in conn.execute(RESERVE_IDS, {"n": int(n)}))
+
+
+def copy_insert(conn: Connection, rows: list[dict]) -> int:
+    """PostgreSQL: insert posts (dicts of the COPY_COLUMNS, ids from `reserve_ids`) with one
+    COPY, inside the caller's transaction. `extra` is stored as `JSON` does it (None is JSON
+    null); the insert trigger of `item_counts` fires once for the statement."""
+    if not rows:
+        return 0
+    lines = []
+    for r in rows:
+        ext = r["external_id"]
+        lines.append("\t".join((
+            str(int(r["id"])),
+            "\\N" if ext is None else _copy_text(ext),
+            _copy_text(r["title"]),
+            _copy_text(r["selftext"]),
+            _copy_text(r["clean_selftext"]),
+            _copy_text(json.dumps(r["extra"])),
+            r["content_hash"],
+            r["imported_at"].isoformat(),
+            repr(float(r["rand_key"])),
+            str(int(r["label_count"])),
+            "t" if r["done"] else "f",
+        )))
+    buf = io.StringIO("\n".join(lines) + "\n")
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        cur.copy_expert(COPY_ITEMS, buf)
+    finally:
+        cur.close()
+    return len(rows)
+
+
+def _copy_text(value: str) -> str:
+    """A value in COPY's text format: backslash, tab, newline and carriage return escaped."""
+    return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
