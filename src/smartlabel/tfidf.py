@@ -60,10 +60,12 @@ def fit_transform(template, texts: Sequence[str], *, sample: int = VOCABULARY_SA
     probe.fit([texts[i] for i in picked])
     vec = clone(template).set_params(vocabulary=probe.vocabulary_)
     counts = count(vec, texts, workers=workers)
+    del texts  # the pool's texts (hundreds of MB at 1M posts) are not needed past counting
     weights = TfidfTransformer(norm=vec.norm, use_idf=True, smooth_idf=vec.smooth_idf,
                                sublinear_tf=vec.sublinear_tf).fit(counts)
     vec.idf_ = weights.idf_  # sklearn's setter: the fitted vectoriser transforms like a plain fit
-    return vec, sp.csr_matrix(weights.transform(counts), dtype=np.float32)
+    # weighted in place: one feature matrix in memory, not two
+    return vec, sp.csr_matrix(weights.transform(counts, copy=False), dtype=np.float32)
 
 
 def count(vectorizer, texts: Sequence[str], *, workers: int | None = None) -> sp.csr_matrix:
