@@ -59,8 +59,10 @@ def fit_transform(template, texts: Sequence[str], *, sample: int = VOCABULARY_SA
     probe = clone(template)
     probe.fit([texts[i] for i in picked])
     vec = clone(template).set_params(vocabulary=probe.vocabulary_)
-    counts = count(vec, texts, workers=workers)
-    del texts  # the pool's texts (hundreds of MB at 1M posts) are not needed past counting
+    # the pool's texts (hundreds of MB at 1M posts) are let go once counted, before the
+    # counted parts are stacked into one matrix
+    counts = count(vec, texts, workers=workers, consume=True)
+    del texts
     weights = TfidfTransformer(norm=vec.norm, use_idf=True, smooth_idf=vec.smooth_idf,
                                sublinear_tf=vec.sublinear_tf).fit(counts)
     vec.idf_ = weights.idf_  # sklearn's setter: the fitted vectoriser transforms like a plain fit
@@ -68,8 +70,10 @@ def fit_transform(template, texts: Sequence[str], *, sample: int = VOCABULARY_SA
     return vec, sp.csr_matrix(weights.transform(counts, copy=False), dtype=np.float32)
 
 
-def count(vectorizer, texts: Sequence[str], *, workers: int | None = None) -> sp.csr_matrix:
-    """Term counts of `texts` against the vectoriser's fixed vocabulary (`vocabulary=`)."""
+def count(vectorizer, texts: Sequence[str], *, workers: int | None = None, consume: bool = False) -> sp.csr_matrix:
+    """Term counts of `texts` against the vectoriser's fixed vocabulary (`vocabulary=`).
+
+    `consume`: `texts` is a list the caller no longer needs; it is emptied once counted."""
     params = CountVectorizer().get_params()
     counter = CountVectorizer(**{k: v for k, v in vectorizer.get_params().items() if k in params})
     counter.set_params(dtype=np.float32)
@@ -86,6 +90,8 @@ def count(vectorizer, texts: Sequence[str], *, workers: int | None = None) -> sp
             parts = pool.map(_count_part, list(zip(bounds[:-1], bounds[1:])))
     finally:
         _TEXTS, _COUNTER = (), None
+    if consume:
+        texts.clear()
     return sp.vstack(parts, format="csr")
 
 

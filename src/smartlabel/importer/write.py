@@ -1,9 +1,10 @@
 """Writing: a batch of `Row`s becomes new posts and labels, inside the import's transaction.
 
 Each row is first located: a post stored before (`StoredPost`), one this batch adds
-(`NewPost`), or new. New posts are inserted with one executemany; the labels of the
-batch are then checked against those already given by the same worker and inserted.
-All SQL is the store's (`smartlabel.store.items`, `smartlabel.store.labels`).
+(`NewPost`), or new. New posts are inserted with one executemany (`Writer`, SQLite) or
+one COPY (`CopyWriter`, PostgreSQL); the labels of the batch are then checked against
+those already given by the same worker and inserted. All SQL is the store's
+(`smartlabel.store.items`, `smartlabel.store.labels`).
 """
 
 from __future__ import annotations
