@@ -144,6 +144,7 @@ class Watched:
         self.ps = psutil.Process(self.proc.pid)
         self.lines: list[tuple[float, str]] = []
         self.peak_rss = self.peak_tree = 0.0
+        self.cpu_seconds = 0.0
         self.cond = threading.Condition()
         self._done = False
         threading.Thread(target=self._read, daemon=True).start()
@@ -171,6 +172,11 @@ class Watched:
             except psutil.Error:
                 break
             self.peak_rss, self.peak_tree = max(self.peak_rss, rss), max(self.peak_tree, tree)
+            try:  # CPU seconds of the process and its finished children (less load-dependent than wall time)
+                c = self.ps.cpu_times()
+                self.cpu_seconds = c.user + c.system + c.children_user + c.children_system
+            except psutil.Error:
+                break
             time.sleep(0.1)
 
     def wait_for(self, pattern: str, timeout: float, after: float = 0.0) -> tuple[float, str]:
@@ -272,6 +278,7 @@ def main(argv=None) -> dict:
         result["import"] = {"exit": code, "seconds": float(m.group(1)) if m else None,
                             "rows_per_second": int(m.group(2).replace(",", "")) if m else None,
                             "process_seconds": round(wall, 1) if wall else None, "peak_rss_mb": round(imp.peak_rss),
+                            "cpu_seconds_about": round(imp.cpu_seconds, 1),
                             "peak_rss_with_children_mb": round(imp.peak_tree), "load_average_after": load(),
                             "summary": summary[-1500:]}
         say(f"import: exit {code}, {result['import']['rows_per_second']} rows/s; load {load()}")
@@ -287,6 +294,7 @@ def main(argv=None) -> dict:
         result["cold"] = {"exit": code, "process_seconds": round(cold.lines[-1][0], 2) if cold.lines else None,
                           "run_ok_at_seconds": round(ok[0], 2) if ok else None,
                           "peak_rss_mb": round(cold.peak_rss), "peak_rss_with_children_mb": round(cold.peak_tree),
+                          "cpu_seconds_about": round(cold.cpu_seconds, 1),
                           "phases": phases(cold.lines, 1), "load_average_after": load()}
         say(f"cold: exit {code} in {result['cold']['process_seconds']} s, peak {cold.peak_rss:.0f} MB "
             f"(with children {cold.peak_tree:.0f} MB); load {load()}")
