@@ -20,7 +20,7 @@ from smartlabel.importer.validate import Row
 from smartlabel.text import clean_text
 
 # below this many rows in a batch, cleaning in the importer's own process is quicker
-AHEAD_MIN_ROWS = 2000
+AHEAD_MIN_ROWS = 500
 
 
 def default_workers() -> int:
