@@ -13,7 +13,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test install install-dev chromium caddy env compose-check bench bench-quick constraints clean
+.PHONY: run test install install-dev chromium caddy env compose-check bench bench-quick bench-scale constraints clean
 
 run: $(STAMP)
 	$(VENV)/bin/smartlabel run
@@ -67,6 +67,11 @@ bench: $(DEV_STAMP)
 
 bench-quick: $(DEV_STAMP)
 	$(PY) bench/run.py --quick
+
+# 1M posts on PostgreSQL (issue 16): import, cold first run, steady cycle (10-20 minutes; not in
+# `make bench`): bench/bench_scale.py, results in bench/results/scale.json
+bench-scale: $(DEV_STAMP)
+	nice -n 5 $(PY) bench/run.py --only scale --timeout 3600
 
 constraints:
 	(echo "# Exact versions every install uses (pip install -c constraints.txt ...)."; \

@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--backends", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     ap.add_argument("--postgres-url", help="an admin URL of an existing PostgreSQL (default: start pgserver)")
-    ap.add_argument("--batch-size", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="rows per batch (default: the importer's, 1000 on SQLite and 10000 on PostgreSQL)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "import.json")
     args = ap.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

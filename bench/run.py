@@ -17,6 +17,7 @@ What it does, in order (progress on the terminal as it goes):
        stall    worst pop latency of 4 labellers while a cycle is written
        memory   peak resident memory of the process doing the cycle (orchestrator)
        al, page bench/bench_al.py and bench/bench_page.py (other engineers'), when present;
+       scale    bench/bench_scale.py, 1M posts: only when named (--only scale, make bench-scale);
   4. writes bench/results/*.json (--quick: bench/results/quick/) and regenerates the
      generated tables in BENCHMARKS.md (--quick: bench/results/quick/BENCHMARKS.md).
 
@@ -82,6 +83,8 @@ PROFILES = {
     ),
 }
 BENCHES = ("reprio", "handout", "stall", "memory", "al", "page")
+# run only when named in --only (`make bench-scale`): 1M posts take 10-20 minutes
+OPTIONAL = ("scale",)
 
 T0 = time.monotonic()
 
@@ -587,7 +590,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="reduced sizes (about 3 minutes)")
     ap.add_argument("--profile", choices=sorted(PROFILES), help=argparse.SUPPRESS)
-    ap.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {','.join(BENCHES)}")
+    ap.add_argument("--only", default=",".join(BENCHES),
+                    help=f"comma-separated subset of {','.join(BENCHES)}; or {','.join(OPTIONAL)} "
+                         "(1M posts, only when named: make bench-scale)")
     ap.add_argument("--no-baseline", action="store_true", help="measure our side only")
     ap.add_argument("--baseline-venv", type=Path, default=BASELINE_VENV, help="where the baseline venv lives")
     ap.add_argument("--baseline-kind", choices=["full", "overlay"], default="full", help=argparse.SUPPRESS)
@@ -601,9 +606,9 @@ def main(argv=None) -> int:
     profile = args.profile or ("quick" if args.quick else "full")
     prof = PROFILES[profile]
     only = [b.strip() for b in args.only.split(",") if b.strip()]
-    unknown = set(only) - set(BENCHES)
+    unknown = set(only) - set(BENCHES) - set(OPTIONAL)
     if unknown:
-        ap.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {','.join(BENCHES)}")
+        ap.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {','.join(BENCHES + OPTIONAL)}")
     out = args.out or (HERE / "results" if profile == "full" else HERE / "results" / profile)
     md = args.md or (ROOT / "BENCHMARKS.md" if profile == "full" else out / "BENCHMARKS.md")
     out.mkdir(parents=True, exist_ok=True)
@@ -643,7 +648,7 @@ def main(argv=None) -> int:
                     reprio = res
                 res.update(profile=profile, seconds=time.monotonic() - t, date=info["date"])
                 _write(out / f"{name}.json", res)
-        for name in ("al", "page"):
+        for name in ("al", "page", "scale"):
             if name in only:
                 say(f"== {name}")
                 res = run_external(name, HERE / f"bench_{name}.py", profile, out, args.timeout)

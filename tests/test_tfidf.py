@@ -60,3 +60,27 @@ def test_the_same_pool_gives_the_same_vocabulary(texts):
     a, _ = tfidf.fit_transform(text_vectorizer(), texts, sample=100, workers=1)
     b, _ = tfidf.fit_transform(text_vectorizer(), texts, sample=100, workers=1)
     assert a.vocabulary_ == b.vocabulary_
+
+
+@pytest.mark.parametrize("sublinear", [False, True])
+def test_weighting_in_place_equals_scikit_learns_transform(texts, sublinear):
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    counts = CountVectorizer(ngram_range=(1, 2), dtype=np.float32).fit_transform(texts).tocsr()
+    weights = TfidfTransformer(sublinear_tf=sublinear).fit(counts)
+    expected = weights.transform(counts.copy())
+    got = tfidf._weighted(counts.copy(), weights)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert abs(got - expected).max() == 0
+
+
+def test_stacking_parts_equals_vstack(texts):
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    X = CountVectorizer(dtype=np.float32).fit_transform(texts).tocsr()
+    cuts = [0, 1, 1, len(texts) // 3, len(texts)]  # an empty part too
+    parts = [X[a:b] for a, b in zip(cuts, cuts[1:])]
+    stacked = tfidf._stack(list(parts), X.shape[1])
+    assert stacked.shape == X.shape and (stacked != sp.vstack(parts, format="csr")).nnz == 0
+    assert (stacked != X).nnz == 0

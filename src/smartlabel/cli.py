@@ -306,7 +306,11 @@ def import_cmd(
     worker_id: str = typer.Option(
         "import", "--worker-id", help="Recorded as the labeller of the file's labels when it has no worker_id column."
     ),
-    batch_size: int = typer.Option(1000, "--batch-size", min=1, help="Rows per INSERT batch."),
+    batch_size: Optional[int] = typer.Option(
+        None, "--batch-size", min=1,
+        help="Rows located and written together. Default: 1000 on SQLite, 10000 on PostgreSQL (COPY).",
+        show_default=False,
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar on a terminal."),
 ):
     """Add posts (and existing labels) from FILE; posts already imported are skipped.

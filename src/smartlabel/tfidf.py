@@ -32,6 +32,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 VOCABULARY_SAMPLE = 20_000
 # below this many posts, counting in one process is quicker than forking workers
 PARALLEL_MIN = 20_000
+WEIGHT_SLICE = 4_000_000  # stored values weighted at a time
 SEED = 0
 
 _TEXTS: Sequence[str] = ()
@@ -59,15 +60,39 @@ def fit_transform(template, texts: Sequence[str], *, sample: int = VOCABULARY_SA
     probe = clone(template)
     probe.fit([texts[i] for i in picked])
     vec = clone(template).set_params(vocabulary=probe.vocabulary_)
-    counts = count(vec, texts, workers=workers)
+    # the pool's texts (hundreds of MB at 1M posts) are let go once counted, before the
+    # counted parts are stacked into one matrix
+    counts = count(vec, texts, workers=workers, consume=True)
+    del texts
     weights = TfidfTransformer(norm=vec.norm, use_idf=True, smooth_idf=vec.smooth_idf,
                                sublinear_tf=vec.sublinear_tf).fit(counts)
     vec.idf_ = weights.idf_  # sklearn's setter: the fitted vectoriser transforms like a plain fit
-    return vec, sp.csr_matrix(weights.transform(counts), dtype=np.float32)
+    return vec, _weighted(counts, weights)
 
 
-def count(vectorizer, texts: Sequence[str], *, workers: int | None = None) -> sp.csr_matrix:
-    """Term counts of `texts` against the vectoriser's fixed vocabulary (`vocabulary=`)."""
+def _weighted(X: sp.csr_matrix, weights: TfidfTransformer) -> sp.csr_matrix:
+    """`weights.transform(X)` in place and in slices: what scikit-learn's transform does
+    (sublinear tf, idf, row norm), without a second matrix or an idf-per-value temporary
+    as big as the matrix (hundreds of MB at 1M posts)."""
+    from sklearn.preprocessing import normalize
+
+    X = sp.csr_matrix(X, dtype=np.float32, copy=False)
+    idf = np.asarray(weights.idf_, dtype=X.dtype)
+    for start in range(0, X.nnz, WEIGHT_SLICE):
+        part = slice(start, start + WEIGHT_SLICE)
+        if weights.sublinear_tf:
+            np.log(X.data[part], out=X.data[part])
+            X.data[part] += 1.0
+        X.data[part] *= idf[X.indices[part]]
+    if weights.norm is not None:
+        X = normalize(X, norm=weights.norm, copy=False)
+    return sp.csr_matrix(X, dtype=np.float32, copy=False)
+
+
+def count(vectorizer, texts: Sequence[str], *, workers: int | None = None, consume: bool = False) -> sp.csr_matrix:
+    """Term counts of `texts` against the vectoriser's fixed vocabulary (`vocabulary=`).
+
+    `consume`: `texts` is a list the caller no longer needs; it is emptied once counted."""
     params = CountVectorizer().get_params()
     counter = CountVectorizer(**{k: v for k, v in vectorizer.get_params().items() if k in params})
     counter.set_params(dtype=np.float32)
@@ -84,7 +109,31 @@ def count(vectorizer, texts: Sequence[str], *, workers: int | None = None) -> sp
             parts = pool.map(_count_part, list(zip(bounds[:-1], bounds[1:])))
     finally:
         _TEXTS, _COUNTER = (), None
-    return sp.vstack(parts, format="csr")
+    if consume:
+        texts.clear()
+    return _stack(parts, len(counter.vocabulary_))
+
+
+def _stack(parts: list[sp.csr_matrix], n_columns: int) -> sp.csr_matrix:
+    """`sp.vstack(parts)`, each part freed once copied: the result's pages are touched only as
+    they are filled, so memory holds about one matrix, not the parts and their copy."""
+    n_rows = sum(p.shape[0] for p in parts)
+    nnz = sum(p.nnz for p in parts)
+    index = np.int32 if max(nnz, n_columns) < 2**31 else np.int64
+    data = np.empty(nnz, dtype=parts[0].dtype if parts else np.float32)
+    indices = np.empty(nnz, dtype=index)
+    indptr = np.empty(n_rows + 1, dtype=index)
+    indptr[0] = 0
+    at = row = 0
+    for k in range(len(parts)):
+        p, parts[k] = parts[k], None
+        m = p.shape[0]
+        data[at:at + p.nnz] = p.data
+        indices[at:at + p.nnz] = p.indices
+        indptr[row + 1:row + 1 + m] = p.indptr[1:] + at
+        at, row = at + p.nnz, row + m
+        del p
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_columns), copy=False)
 
 
 def _count_part(bounds: tuple[int, int]) -> sp.csr_matrix:

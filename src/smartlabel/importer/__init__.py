@@ -28,13 +28,15 @@ What is new
 Safety
     On any error in the file nothing is written, and the error (ImportFileError)
     names the file, line and column and says what to do. PostgreSQL: the whole file
-    is one transaction. SQLite (one writer at a time, labellers included): the whole
+    is one transaction, its new posts written with COPY (ids taken from the id sequence
+    first). SQLite (one writer at a time, labellers included): the whole
     file is checked first, then written in chunks of CHUNK_ROWS rows or CHUNK_SECONDS,
     each its own transaction, so a labeller's submit waits for one chunk at most; an
     interrupted import resumes when run again (posts are keyed by id or content hash,
     labels by post and worker: nothing is added twice). Imports run one at a time (a
     PostgreSQL advisory lock; SQLite: a flock on `<database>.import.lock`). Rows are
-    inserted in batches with executemany, so it is fast on both backends. Afterwards
+    located and inserted in batches (BATCH_ROWS: executemany on SQLite, COPY on
+    PostgreSQL), so it is fast on both backends. Afterwards
     PostgreSQL gets ANALYZE (`smartlabel.store.stats`).
 
 Inside (one module per step)
@@ -43,7 +45,9 @@ Inside (one module per step)
     `jsonl`     one object per line
     `records`   what the readers share: known columns, `match_columns`, `Record`, errors
     `validate`  Record -> Row (labels, lengths, ids), the clean_selftext rule
+    `ahead`     PostgreSQL: model texts cleaned in worker processes, one batch ahead
     `write`     Row batches -> posts and labels, through `smartlabel.store`
+                (`Writer`; `CopyWriter` on PostgreSQL: rows located by the same code)
     `result`    ImportResult
 """
 
@@ -65,7 +69,7 @@ from smartlabel.importer.lines import Lines, detect_format
 from smartlabel.importer.records import ID_MAX_CHARS, KNOWN_COLUMNS, REQUIRED_COLUMNS, Record
 from smartlabel.importer.result import ImportResult
 from smartlabel.importer.validate import Row, Validator
-from smartlabel.importer.write import Writer
+from smartlabel.importer.write import CopyWriter, Writer
 from smartlabel.store.locks import hold_import_lock, import_file_lock
 
 __all__ = ["import_file", "ImportResult", "DEFAULT_WORKER_ID", "REQUIRED_COLUMNS", "KNOWN_COLUMNS"]
@@ -74,6 +78,9 @@ DEFAULT_WORKER_ID = "import"
 # SQLite commits an import in chunks of at most this many rows or this many seconds of writing
 CHUNK_ROWS = 5000
 CHUNK_SECONDS = 0.5
+# rows located and written together, unless `batch_size` says otherwise: PostgreSQL's COPY
+# gains from big batches (fewer round trips); SQLite's chunks hold a few batches each
+BATCH_ROWS = {"sqlite": 1000, "postgresql": 10_000}
 
 
 def import_file(
@@ -82,7 +89,7 @@ def import_file(
     *,
     settings=None,
     fmt: str | None = None,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     progress: bool = True,
     worker_id: str = DEFAULT_WORKER_ID,
     seed: int | None = None,
@@ -93,7 +100,8 @@ def import_file(
     first. `fmt` forces 'csv', 'tsv' or 'jsonl' (default: from the file name, else
     sniffed). `worker_id` is recorded on imported labels when the file has no
     `worker_id` column. `seed` makes the queue's random order (items.rand_key)
-    reproducible. Raises ImportFileError (nothing written) for a bad file.
+    reproducible. `batch_size`: rows per batch (default BATCH_ROWS of the backend).
+    Raises ImportFileError (nothing written) for a bad file.
     """
     from smartlabel.db import check_connection, immediate, make_engine
     from smartlabel.migrate import upgrade
@@ -104,6 +112,8 @@ def import_file(
     worker_id = _checked_arguments(p, shown, worker_id, batch_size)
     kind = detect_format(p, fmt)
     engine = make_engine(url_or_engine or settings.database_url)
+    if batch_size is None:
+        batch_size = BATCH_ROWS.get(engine.dialect.name, 1000)
     try:
         check_connection(engine)
         upgrade(engine)
@@ -132,7 +142,7 @@ def import_file(
                 hold_import_lock(conn)
                 lines = Lines(fh, shown)
                 rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
-                writer = Writer(conn, result, random.Random(seed), settings.overlap)
+                writer = CopyWriter(conn, result, random.Random(seed), settings.overlap)
                 _write_all(rows, writer, batch_size, lines, bar)
             _optimize(engine, first=True)
     finally:
@@ -142,7 +152,7 @@ def import_file(
     return result
 
 
-def _checked_arguments(p: Path, shown: str, worker_id: str, batch_size: int) -> str:
+def _checked_arguments(p: Path, shown: str, worker_id: str, batch_size: int | None) -> str:
     """The worker id to record (stripped, or the default), after checking the path and the options."""
     if not p.exists():
         raise ImportFileError(f"{shown}: no such file. Check the path (relative paths start at {os.getcwd()}).")
@@ -151,7 +161,7 @@ def _checked_arguments(p: Path, shown: str, worker_id: str, batch_size: int) -> 
     worker_id = (worker_id or "").strip() or DEFAULT_WORKER_ID
     if len(worker_id) > ID_MAX_CHARS:
         raise ImportFileError(f"worker id is {len(worker_id)} characters; the limit is {ID_MAX_CHARS}.")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ImportFileError("batch size must be at least 1")
     return worker_id
 
@@ -199,9 +209,12 @@ def _records(p: Path, shown: str, lines: Lines, kind: str, field_limit: int) -> 
 
 
 def _write_all(rows: Iterable[Row | None], writer: Writer, batch_size: int, lines: Lines, bar) -> None:
-    """Write the rows in batches, moving the progress bar by the bytes read."""
+    """Write the rows in batches, moving the progress bar by the bytes read; the model
+    texts of a batch are cleaned in worker processes while the one before is written."""
+    from smartlabel.importer.ahead import cleaned_ahead, default_workers
+
     result, done_bytes = writer.result, 0
-    for batch in _batches(rows, batch_size, result):
+    for batch in cleaned_ahead(_batches(rows, batch_size, result), default_workers(), writer.stored_hashes):
         writer.write(batch)
         bar.update(lines.offset - done_bytes)
         done_bytes = lines.offset

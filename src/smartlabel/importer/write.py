@@ -1,9 +1,10 @@
 """Writing: a batch of `Row`s becomes new posts and labels, inside the import's transaction.
 
 Each row is first located: a post stored before (`StoredPost`), one this batch adds
-(`NewPost`), or new. New posts are inserted with one executemany; the labels of the
-batch are then checked against those already given by the same worker and inserted.
-All SQL is the store's (`smartlabel.store.items`, `smartlabel.store.labels`).
+(`NewPost`), or new. New posts are inserted with one executemany (`Writer`, SQLite) or
+one COPY (`CopyWriter`, PostgreSQL); the labels of the batch are then checked against
+those already given by the same worker and inserted. All SQL is the store's
+(`smartlabel.store.items`, `smartlabel.store.labels`).
 """
 
 from __future__ import annotations
@@ -80,9 +81,7 @@ class Writer:
     def write(self, batch: list[Row]) -> None:
         """Add the batch's new posts, then its labels."""
         res = self.result
-        stored = store_items.find_existing(
-            self.conn, list({r.hash for r in batch}), list({r.external_id for r in batch if r.external_id})
-        )
+        stored = self._existing(list({r.hash for r in batch}), list({r.external_id for r in batch if r.external_id}))
         new = _NewPosts()
         labelled: list[tuple[PostRef, Row]] = []
         for r in batch:
@@ -100,11 +99,18 @@ class Writer:
                 res.already_present += 1
             if r.label is not None:
                 labelled.append((ref, r))
+        self._store(new, labelled)
+
+    def _store(self, new: _NewPosts, labelled: list[tuple[PostRef, Row]]) -> None:
+        """Insert the batch's new posts, then its labels."""
         # Plain executemany (no RETURNING): SQLite would fall back to one statement per
         # row to return ids in order; ids are looked up by content hash when labels need them.
-        res.added += store_items.insert(self.conn, new.rows)
+        self.result.added += store_items.insert(self.conn, new.rows)
         if labelled:
             self._write_labels(self._item_ids(labelled, new))
+
+    def _existing(self, hashes: list[str], external_ids: list[str]):
+        return store_items.find_existing(self.conn, hashes, external_ids)
 
     def finish(self) -> None:
         """Recompute label_count (distinct workers) and done of the posts that got labels."""
@@ -193,3 +199,31 @@ class Writer:
         """Keep the first example of each kind of anomaly for the summary."""
         if not any(n.startswith(key) for n in self.result.notes):
             self.result.notes.append(f"{key}{text_}")
+
+
+class CopyWriter(Writer):
+    """PostgreSQL: the same rows, posts and labels as `Writer`, with the new posts written by COPY.
+
+    Every row is located exactly as `Writer` does it (the same code: ids, content hashes,
+    conflicts, duplicates, notes), with the stored posts looked up by array (`= ANY`). The
+    new posts then get their ids from the id sequence up front, so one COPY writes them
+    and the batch's labels need no look-up of those ids. It all runs in the import's one
+    transaction: a bad line later in the file, or any error, rolls every batch back.
+    """
+
+    def _existing(self, hashes: list[str], external_ids: list[str]):
+        return store_items.find_existing(self.conn, hashes, external_ids, arrays=True)
+
+    def stored_hashes(self, hashes: list[str]) -> set[str]:
+        """Those of these content hashes a stored post has (whose rows need no model text)."""
+        return set(store_items.find_existing(self.conn, hashes, (), arrays=True)[0])
+
+    def _store(self, new: _NewPosts, labelled: list[tuple[PostRef, Row]]) -> None:
+        ids = store_items.reserve_ids(self.conn, len(new.rows))
+        for row, item_id in zip(new.rows, ids):
+            row["id"] = item_id
+        self.result.added += store_items.copy_insert(self.conn, new.rows)
+        if labelled:
+            self._write_labels([
+                (new.rows[ref.index]["id"] if isinstance(ref, NewPost) else ref.item_id, r) for ref, r in labelled
+            ])
