@@ -3,9 +3,8 @@ writes, and the label recount that keeps `label_count` / `done` in step with `la
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import numpy as np
 from sqlalchemy import insert as _insert
 from sqlalchemy.engine import Connection, Engine
 
@@ -13,6 +12,9 @@ from smartlabel.db import items
 from smartlabel.errors import SmartlabelError
 from smartlabel.store import chunks, reading, sql, writing
 from smartlabel.text import model_input
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TEXT_CHUNK = 1000  # ids per SELECT ... WHERE id IN (...)
 
@@ -37,6 +39,8 @@ RECOUNT = sql("""
 
 def pool(bind: Engine | Connection) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(every post id, their content hashes, the ids of open posts), in id order."""
+    import numpy as np  # here, not at the top: the labelling page's kernel (queue.py) never needs NumPy
+
     with reading(bind) as conn:
         rows = conn.execute(POOL).all()
     ids = np.array([r[0] for r in rows], dtype=np.int64)
