@@ -145,9 +145,11 @@ def stop(proc: subprocess.Popen | None) -> None:
 def kernels(voila_pid: int) -> list:
     import psutil
 
+    from smartlabel.serve import is_kernel_command
+
     def is_kernel(p) -> bool:
         try:
-            return "ipykernel" in " ".join(p.cmdline())
+            return is_kernel_command(p.cmdline())
         except psutil.Error:  # exited since it was listed (or a zombie): not a kernel any more
             return False
 
@@ -318,6 +320,7 @@ async def drive(base: str, n: int, seconds: float, arrive_every: float, seed: in
                 tasks.append(asyncio.create_task(labeller(browser, base, k, until, random.Random(seed + k), out)))
                 await asyncio.sleep(arrive_every)
             await asyncio.gather(*tasks)
+            await out["before_close"]()
             out["closed_at"] = time.monotonic()
             for page in out["pages"]:  # no beforeunload: as a crashed tab or a killed browser
                 await page.close()
@@ -461,6 +464,12 @@ def main(argv=None) -> int:
 
             out["after_close"] = after_close
 
+            async def before_close():  # CPU time counts while the pages labelled, not while kernels wait to go
+                await asyncio.to_thread(meter.sample)
+                out["cpu"] = meter.summary()
+
+            out["before_close"] = before_close
+
             async def run():
                 stopping = {"now": False}
                 task = asyncio.create_task(sampler(lambda: stopping["now"]))
@@ -472,7 +481,7 @@ def main(argv=None) -> int:
                     await task
 
             asyncio.run(run())
-            cpu = meter.summary()
+            cpu = out.get("cpu") or meter.summary()
             stop(orchestrator)
             runs_ok = model_runs(engine) - 1  # the seeded run left out
             stored = stored_labels(engine)
@@ -522,8 +531,8 @@ def main(argv=None) -> int:
                                                            None),
                                 "waited_s": args.after_close},
         "model_runs_while_labelling": runs_ok,
-        # CPU time by part while the pages were open (100 % = one core); `other` is work on the host
-        # that is not this run's (a shared machine)
+        # CPU time by part from the first page opening to the last click (100 % = one core);
+        # `other` is work on the host that is not this run's (a shared machine)
         "cpu": cpu,
         "load_average": {"at_start": [round(x, 2) for x in load_at_start],
                          "during_max": max((s["load1"] for s in samples), default=None),

@@ -24,6 +24,13 @@ PROJECT = PACKAGE_ROOT.parent                         # a source checkout's top 
 # first on the kernels' JUPYTER_PATH: its kernels/python3 is ipykernel without the debugger
 # (smartlabel.interface.kernel), about 18 MB less per page
 KERNEL_DATA = Path(__file__).resolve().parent / "interface" / "jupyter"
+KERNEL_MODULES = ("ipykernel", "smartlabel.interface.kernel")  # what a kernel's command line runs
+
+
+def is_kernel_command(cmdline: list[str]) -> bool:
+    """Whether a process's command line is a Voila kernel's (ours, or a plain ipykernel)."""
+    line = " ".join(cmdline)
+    return any(m in line for m in KERNEL_MODULES)
 
 # Hosts that mean "every interface". Nobody can open them in a browser, so the URL shows
 # the loopback address of the same family: Voila (tornado) binds "::" to IPv6 only, and
