@@ -146,3 +146,24 @@ def test_a_click_updates_the_post_in_place(kernel, sqlite_url, engine_for):
     with engine_for(sqlite_url).connect() as conn:
         stored = conn.exec_driver_sql("SELECT worker_id, label FROM labels").all()
     assert [tuple(r) for r in stored] == [("ann", "Advocacy")] * 3
+
+
+def test_stand_ins_serve_only_the_importing_thread_and_say_what_is_missing():
+    import threading
+
+    from smartlabel.interface import stand_ins
+
+    finder = stand_ins._StandInFinder()  # made by the thread that imports superintendent
+    other = {}
+    t = threading.Thread(target=lambda: other.update(spec=finder.find_spec("numpy")))
+    t.start()
+    t.join()
+    assert other["spec"] is None  # another thread importing NumPy meanwhile gets the real one
+    assert finder.find_spec("numpy") is not None and finder.find_spec("json") is None
+    np = stand_ins._NotLoaded("numpy")
+    assert np.inf == float("inf")
+    with pytest.raises(RuntimeError, match="numpy.mean is not loaded in the labelling page's kernel"):
+        np.mean
+    queue_class = stand_ins._NotLoaded("superintendent.db_queue").DatabaseQueue
+    with pytest.raises(RuntimeError, match="pass a queue"):
+        queue_class(connection_string="sqlite://")
