@@ -72,13 +72,19 @@ class TagLabeller(ClassLabeller):
         """Show `item`. The first time as ipyannotations does (its display function, into the
         Output widget); from then on, with `update_function`, only the widget already shown
         there changes its value: one widget message per post instead of the Output cleared and
-        filled again (four messages, and the browser builds a new view of the post each time)."""
+        filled again (four messages, and the browser builds a new view of the post each time).
+        After this widget was off the page (`redisplay`), the browser has dropped what the
+        Output showed, so it is filled again."""
         if self._displayed and self.update_function is not None:
             self.update_function(item)
             self.clear()
             return
         super().display(item)
         self._displayed = True
+
+    def redisplay(self) -> None:
+        """The next post goes into the Output afresh (this widget was taken off the page)."""
+        self._displayed = False
 
     def _handle_keystroke(self, event):
         if event.get("type") == "keyup" and event.get("key") in ("s", "S"):
@@ -157,6 +163,8 @@ class LabellingWidget(Superintendent):
     def _enter(self, state: str) -> None:
         """Switch to `state` (loading, item, done, error, broken) and lay the widget out for it;
         a notice waiting for the next screen shows on an item or the done screen."""
+        if state != "item":  # the labelling widget leaves the page: its Output is refilled on return
+            self.labelling_widget.redisplay()
         self._state = state
         if state in ("item", "done"):
             text, self._pending_notice = self._pending_notice, ""
