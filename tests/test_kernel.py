@@ -108,7 +108,7 @@ def run_notebook(kernel: Kernel) -> None:
 def test_page_kernel_imports_neither_training_stack_nor_numpy_nor_debugger(kernel):
     import psutil
 
-    assert kernel.spec.argv[:3] == ["python", "-m", "smartlabel.interface.kernel"]
+    assert kernel.spec.argv[:3] == ["python", "-m", "smartlabel.kernel"]
     assert serve.is_kernel_command(psutil.Process(kernel.km.provisioner.process.pid).cmdline())  # benches count it
     run_notebook(kernel)
     kernel.run("import time; time.sleep(0.5)")  # the warm-up thread, if any, has finished

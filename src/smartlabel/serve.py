@@ -22,9 +22,9 @@ from smartlabel.errors import ConfigError
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # the folder `smartlabel` is imported from
 PROJECT = PACKAGE_ROOT.parent                         # a source checkout's top folder
 # first on the kernels' JUPYTER_PATH: its kernels/python3 is ipykernel without the debugger
-# (smartlabel.interface.kernel), about 18 MB less per page
+# (smartlabel.kernel), about 18 MB less per page
 KERNEL_DATA = Path(__file__).resolve().parent / "interface" / "jupyter"
-KERNEL_MODULES = ("ipykernel", "smartlabel.interface.kernel")  # what a kernel's command line runs
+KERNEL_MODULES = ("ipykernel", "smartlabel.kernel")  # what a kernel's command line runs
 
 
 def is_kernel_command(cmdline: list[str]) -> bool:
@@ -143,7 +143,7 @@ def kernel_environment(settings, database_url: str | None = None) -> dict[str, s
     DATABASE_URL. From a source checkout, kernels import this same code (PYTHONPATH).
     Tokens and database passwords other than DATABASE_URL's stay out (NOT_FOR_KERNELS).
     JUPYTER_PATH starts with KERNEL_DATA, so Voila starts its python3 kernels without the
-    debugger (see smartlabel.interface.kernel).
+    debugger (see smartlabel.kernel).
     """
     env = {k: v for k, v in os.environ.items() if k not in NOT_FOR_KERNELS}
     if database_url:

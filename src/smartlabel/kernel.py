@@ -7,19 +7,18 @@ feature no Voila page offers (Voila never sends a debug request). Here debugpy i
 unimportable before ipykernel starts, which is ipykernel's own "debugpy not installed"
 path (`_is_debugpy_available = False`); everything else is ipykernel as usual.
 
-`smartlabel serve` puts `interface/jupyter` first on JUPYTER_PATH, whose
-`kernels/python3/kernel.json` starts this module, so Voila's kernels for a notebook whose
-kernelspec is `python3` (both of ours) run it. Outside `smartlabel serve`, the notebooks run
-on the ordinary python3 kernel.
+`smartlabel serve` puts `smartlabel/interface/jupyter` (serve.KERNEL_DATA) first on
+JUPYTER_PATH, whose `kernels/python3/kernel.json` starts this module, so Voila's kernels for
+a notebook whose kernelspec is `python3` (both of ours) run it. Outside `smartlabel serve`,
+the notebooks run on the ordinary python3 kernel. This module sits at the package's top and
+imports nothing of smartlabel: a kernel must answer Voila soon after it starts (until its
+first message it counts as idle, and the culler may take it for a tab that is gone).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-# JUPYTER_PATH entry whose kernels/python3 starts this module (see smartlabel.serve)
-JUPYTER_DATA = Path(__file__).resolve().parent / "jupyter"
 NOT_LOADED = ("debugpy",)
 
 
