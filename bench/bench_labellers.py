@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Many labellers on one host: N real Chromium pages on the real Voila server against PostgreSQL.
 
-    python bench/bench_labellers.py --labellers 10                 # 5 minutes, 80,000 posts
+    python bench/bench_labellers.py --labellers 10                 # 5 minutes (the issue's), 80,000 posts
+    python bench/bench_labellers.py --labellers 25 --minutes 2     # shorter, for iterating
     python bench/bench_labellers.py --labellers 3 --seconds 60 --posts 2000 --cull-seconds 10 --after-close 40
 
 What it does (issue 14's benchmark; a measurement, not a test):
@@ -14,7 +15,10 @@ What it does (issue 14's benchmark; a measurement, not a test):
   3-6 s (uniformly random) for `--seconds`. Click-to-next-post latency is measured inside the
   page, from the click until a post with another id is in the DOM;
 - every 5 s: resident memory of Voila and its kernels (psutil), kernels, database connections
-  (pg_stat_activity);
+  (pg_stat_activity), the load average, and CPU time used since the last sample by each part:
+  the browser (Chromium and Playwright's driver), the Voila server, the kernels, the
+  orchestrator, PostgreSQL, this script, and the whole machine (so other work on a shared
+  host shows as `other`); `cpu` in the results sums them over the labelling time;
 - afterwards: labels clicked vs labels stored (per worker and post: must be equal), double
   hand-outs (a post handed to a second labeller while the first still held it: no label of
   theirs yet and their lease, LEASE_SECONDS with renewals, live: must be 0), then every page
@@ -22,7 +26,14 @@ What it does (issue 14's benchmark; a measurement, not a test):
   and the kernels left are counted for `--after-close` seconds (must reach 0).
 
 Results: bench/results/labellers-N.json (`--out`). Figures for BENCHMARKS.md come from runs of
-N = 10, 25, 50 on the reference machine; do not run big N on a shared one.
+N = 10, 25, 50 (5 minutes each, the default) on the reference machine, nothing else running:
+
+    nice -n 5 python bench/bench_labellers.py --labellers 10
+    nice -n 5 python bench/bench_labellers.py --labellers 25
+    nice -n 5 python bench/bench_labellers.py --labellers 50
+
+Each takes its labelling time plus about 1 minute (seeding 80k posts) plus up to
+`--after-close`; do not run big N on a shared machine (the load average is recorded).
 """
 
 from __future__ import annotations
@@ -134,9 +145,11 @@ def stop(proc: subprocess.Popen | None) -> None:
 def kernels(voila_pid: int) -> list:
     import psutil
 
+    from smartlabel.serve import is_kernel_command
+
     def is_kernel(p) -> bool:
         try:
-            return "ipykernel" in " ".join(p.cmdline())
+            return is_kernel_command(p.cmdline())
         except psutil.Error:  # exited since it was listed (or a zombie): not a kernel any more
             return False
 
@@ -166,6 +179,98 @@ def sample(voila_pid: int, engine) -> dict:
     return {"t": round(time.monotonic(), 1), "rss_mb": round(rss / 2**20, 1), "kernels": len(ks),
             "kernel_rss_mb": [round(k.memory_info().rss / 2**20, 1) for k in ks if k.is_running()],
             "connections": int(connections) - 1}  # this sampler's own connection left out
+
+
+class CpuMeter:
+    """CPU-seconds used by each part of the run between two `sample()` calls (100 % = one core).
+
+    `groups()` says which processes make up each part now; a process seen for the first time
+    counts its CPU time since it started (a kernel started between two samples), one that
+    exited since the last sample loses what it used since then (a culled kernel's last
+    seconds). The machine's busy time minus all parts is `other` (other work on the host)."""
+
+    def __init__(self, groups):
+        import psutil
+
+        self._psutil = psutil
+        self.groups = groups
+        self._last: dict[tuple, float] = {}
+        self._machine = self._busy()
+        self._t = time.monotonic()
+        self.totals: dict[str, float] = {}
+        self.seconds = 0.0
+        self.sample()  # the baseline: what ran before is not counted
+        self.totals, self.seconds = {}, 0.0
+
+    def _busy(self) -> float:
+        t = self._psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def sample(self) -> dict:
+        psutil = self._psutil
+        used: dict[str, float] = {}
+        seen = set()
+        for group, procs in self.groups().items():
+            used.setdefault(group, 0.0)
+            for p in procs:
+                try:
+                    key = (p.pid, p.create_time())
+                    t = p.cpu_times()
+                except psutil.Error:
+                    continue
+                if key in seen:
+                    continue
+                seen.add(key)
+                now = t.user + t.system
+                used[group] += max(0.0, now - self._last.get(key, 0.0))
+                self._last[key] = now
+        self._last = {k: v for k, v in self._last.items() if k in seen}
+        machine, t = self._busy(), time.monotonic()
+        used["machine"] = max(0.0, machine - self._machine)
+        used["other"] = max(0.0, used["machine"] - sum(v for k, v in used.items() if k != "machine"))
+        wall = max(1e-6, t - self._t)
+        self._machine, self._t = machine, t
+        self.seconds += wall
+        for k, v in used.items():
+            self.totals[k] = self.totals.get(k, 0.0) + v
+        return {k: round(100 * v / wall, 1) for k, v in used.items()}
+
+    def summary(self) -> dict:
+        wall = max(1e-6, self.seconds)
+        return {"wall_s": round(self.seconds, 1), "cpus": os.cpu_count(),
+                "cpu_seconds": {k: round(v, 1) for k, v in sorted(self.totals.items())},
+                "mean_pct_of_one_core": {k: round(100 * v / wall, 1) for k, v in sorted(self.totals.items())},
+                "share_of_machine_busy": {k: round(v / max(1e-6, self.totals.get("machine", 0.0)), 3)
+                                          for k, v in sorted(self.totals.items()) if k != "machine"}}
+
+
+def process_groups(voila_pid: int, orchestrator_pid: int | None, postgres_pid: int | None):
+    """The parts of the run, as `CpuMeter` counts them: {part: processes}."""
+    import psutil
+
+    def tree(pid):
+        if pid is None:
+            return []
+        try:
+            p = psutil.Process(pid)
+            return [p, *p.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def groups():
+        voila = tree(voila_pid)
+        ks = kernels(voila_pid)
+        kernel_pids = {k.pid for k in ks}
+        parts = {"voila_server": [p for p in voila if p.pid not in kernel_pids], "kernels": ks,
+                 "orchestrator": tree(orchestrator_pid), "postgres": tree(postgres_pid)}
+        taken = {p.pid for procs in parts.values() for p in procs}
+        me = psutil.Process()
+        # what is left of this script's children is the browser: Playwright's driver and Chromium
+        parts["browser"] = [p for p in me.children(recursive=True) if p.pid not in taken]
+        parts["bench"] = [me]
+        return parts
+
+    return groups
 
 
 # --- the labellers ---------------------------------------------------------------------------
@@ -215,6 +320,7 @@ async def drive(base: str, n: int, seconds: float, arrive_every: float, seed: in
                 tasks.append(asyncio.create_task(labeller(browser, base, k, until, random.Random(seed + k), out)))
                 await asyncio.sleep(arrive_every)
             await asyncio.gather(*tasks)
+            await out["before_close"]()
             out["closed_at"] = time.monotonic()
             for page in out["pages"]:  # no beforeunload: as a crashed tab or a killed browser
                 await page.close()
@@ -280,9 +386,11 @@ def double_handouts(engine, lease_seconds: float) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labellers", type=int, default=10, help="pages (default 10)")
-    ap.add_argument("--seconds", type=float, default=300, help="how long they label (default 300)")
+    ap.add_argument("--minutes", type=float, default=5.0,
+                    help="how long they label, in minutes (default 5, the issue's benchmark)")
+    ap.add_argument("--seconds", type=float, help="how long they label, in seconds (overrides --minutes)")
     ap.add_argument("--posts", type=int, default=80_000, help="posts in the pool (default 80,000)")
     ap.add_argument("--arrive-every", type=float, default=3.0, help="seconds between two pages opening (default 3)")
     ap.add_argument("--cull-seconds", type=int, default=60, help="KERNEL_IDLE_SECONDS (default 60)")
@@ -292,6 +400,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="default bench/results/labellers-N.json")
     args = ap.parse_args(argv)
+    if args.seconds is None:
+        args.seconds = 60.0 * args.minutes
+    if args.seconds <= 0 or args.labellers < 1:
+        ap.error("--labellers must be at least 1 and the labelling time (--minutes / --seconds) positive")
     out_path = args.out or ROOT / "bench" / "results" / f"labellers-{args.labellers}.json"
 
     from sqlalchemy.engine import make_url
@@ -319,16 +431,25 @@ def main(argv=None) -> int:
             port = _free_port()
             voila = start(["serve", "--host", "127.0.0.1", "--port", str(port), "--no-token"], env, tmp / "voila.log")
             wait_for_port(voila, port, tmp / "voila.log")
+            import psutil
+
+            voila_argv = [a for a in psutil.Process(voila.pid).cmdline() if a.startswith("--")]
             if not args.no_orchestrator:
                 orchestrator = start(["orchestrate"], env, tmp / "orchestrator.log")
             engine = make_engine(url, connections=1)
+            meter = CpuMeter(process_groups(voila.pid, orchestrator.pid if orchestrator else None,
+                                            pg.get_pid() if pg is not None else None))
+            load_at_start = os.getloadavg()
             samples: list[dict] = []
             after: list[dict] = []
             out = {"pages": [], "workers": {}}
 
             async def sampler(stop_when):
                 while not stop_when():
-                    samples.append(await asyncio.to_thread(sample, voila.pid, engine))
+                    s = await asyncio.to_thread(sample, voila.pid, engine)
+                    s["cpu_pct"] = await asyncio.to_thread(meter.sample)
+                    s["load1"] = round(os.getloadavg()[0], 2)
+                    samples.append(s)
                     await asyncio.sleep(5)
 
             async def after_close():
@@ -343,6 +464,12 @@ def main(argv=None) -> int:
 
             out["after_close"] = after_close
 
+            async def before_close():  # CPU time counts while the pages labelled, not while kernels wait to go
+                await asyncio.to_thread(meter.sample)
+                out["cpu"] = meter.summary()
+
+            out["before_close"] = before_close
+
             async def run():
                 stopping = {"now": False}
                 task = asyncio.create_task(sampler(lambda: stopping["now"]))
@@ -354,6 +481,7 @@ def main(argv=None) -> int:
                     await task
 
             asyncio.run(run())
+            cpu = out.get("cpu") or meter.summary()
             stop(orchestrator)
             runs_ok = model_runs(engine) - 1  # the seeded run left out
             stored = stored_labels(engine)
@@ -403,6 +531,13 @@ def main(argv=None) -> int:
                                                            None),
                                 "waited_s": args.after_close},
         "model_runs_while_labelling": runs_ok,
+        # CPU time by part from the first page opening to the last click (100 % = one core);
+        # `other` is work on the host that is not this run's (a shared machine)
+        "cpu": cpu,
+        "load_average": {"at_start": [round(x, 2) for x in load_at_start],
+                         "during_max": max((s["load1"] for s in samples), default=None),
+                         "at_end": [round(x, 2) for x in os.getloadavg()]},
+        "voila_options": voila_argv,
         "voila_culled": voila_log.count("Culling '"),
         "voila_iopub_timeouts": voila_log.count("Timeout waiting for IOPub output"),
         "samples": samples, "after_close": after,
@@ -416,7 +551,8 @@ def main(argv=None) -> int:
           f"{lab['stored']} (equal: {lab['equal']}); double hand-outs {doubles['count']}; peak RSS "
           f"{result['memory_mb']['peak_total']} MB ({result['memory_mb']['per_labeller_at_peak']} MB per labeller); "
           f"connections max {result['connections']['max']}; kernels left {k['left']} "
-          f"{k['seconds_until_none']} s after closing; written to {out_path}")
+          f"{k['seconds_until_none']} s after closing; CPU (% of one core) "
+          f"{', '.join(f'{g} {v}' for g, v in cpu['mean_pct_of_one_core'].items())}; written to {out_path}")
     return 0
 
 

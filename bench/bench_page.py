@@ -78,8 +78,10 @@ def percentile(values, q):
 def kernel_memory(voila_pid: int) -> dict:
     import psutil
 
+    from smartlabel.serve import is_kernel_command
+
     kernels = [p for p in psutil.Process(voila_pid).children(recursive=True)
-               if "ipykernel" in " ".join(p.cmdline())]
+               if is_kernel_command(p.cmdline())]
     if not kernels:
         return {"rss_mb": None, "uss_mb": None, "heavy_modules_mapped": None}
     k = max(kernels, key=lambda p: p.create_time())  # the newest kernel is this page's

@@ -413,7 +413,8 @@ def test_bad_database_url_is_a_message(sqlite_url):
 
 
 def test_kernel_imports_no_training_stack(sqlite_url):
-    """What a labeller's kernel imports: no TensorFlow, scikit-learn, SciPy or pandas."""
+    """What a labeller's kernel imports: no TensorFlow, scikit-learn, SciPy, pandas, NumPy, nor
+    superintendent's own queue (sqlmodel, SQLAlchemy's ORM)."""
     seed_items(sqlite_url, 2)
     code = textwrap.dedent(f"""
         import json, sys
@@ -421,11 +422,14 @@ def test_kernel_imports_no_training_stack(sqlite_url):
         from smartlabel.settings import load_settings
         page = labelling_page(load_settings(database_url={sqlite_url!r}), "worker=ann")
         assert page.widget.state == "item", page.widget.state
-        heavy = sorted(m for m in ("tensorflow", "keras", "sklearn", "scipy", "pandas", "torch")
+        heavy = sorted(m for m in ("tensorflow", "keras", "sklearn", "scipy", "pandas", "torch", "numpy",
+                                   "sqlmodel", "sqlalchemy.orm", "superintendent.db_queue")
                        if m in sys.modules)
         import superintendent
-        import sklearn.base  # the real one is still importable afterwards
+        import sklearn.base  # the real ones are still importable afterwards
+        import superintendent.db_queue
         print(json.dumps({{"heavy": heavy, "estimator": sklearn.base.BaseEstimator.__module__,
+                          "queue": superintendent.db_queue.DatabaseQueue.__module__,
                           "cls": type(page.widget).__mro__[1].__module__}}))
     """)
     src = str(Path(interface.__file__).resolve().parents[2])
@@ -433,4 +437,5 @@ def test_kernel_imports_no_training_stack(sqlite_url):
                          env={**os.environ, "PYTHONPATH": src})
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got == {"heavy": [], "estimator": "sklearn.base", "cls": "superintendent"}
+    assert got == {"heavy": [], "estimator": "sklearn.base", "queue": "superintendent.db_queue",
+                   "cls": "superintendent"}

@@ -93,9 +93,11 @@ class Server:
     def kernel_processes(self):
         import psutil
 
+        from smartlabel.serve import is_kernel_command
+
         def is_kernel(p) -> bool:
             try:
-                return "ipykernel" in " ".join(p.cmdline())
+                return is_kernel_command(p.cmdline())
             except psutil.Error:  # exited (or a zombie not yet reaped) since it was listed: gone
                 return False
 

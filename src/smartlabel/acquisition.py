@@ -30,15 +30,18 @@ probabilities, for the "why this post" line on the labelling page.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-import numpy as np
+if TYPE_CHECKING:  # NumPy is imported where it is used: settings check names here, and the
+    import numpy as np  # labelling page's kernel (which loads settings) never needs NumPy
 
 RANDOM = "random"
 
 
 def entropy(proba: np.ndarray) -> np.ndarray:
     """H(p) per row, natural log, rows normalised to sum to 1 (as scipy.stats.entropy does)."""
+    import numpy as np
+
     p = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-300, None)
     logs = np.log(np.where(p > 0, p, 1.0))  # 0 log 0 = 0
     return -(p * logs).sum(axis=1)
@@ -46,6 +49,8 @@ def entropy(proba: np.ndarray) -> np.ndarray:
 
 def margin(proba: np.ndarray) -> np.ndarray:
     """1 - (p1 - p2), p1 and p2 the two largest probabilities of each row."""
+    import numpy as np
+
     s = np.sort(proba, axis=1)
     return 1.0 - (s[:, -1] - s[:, -2])
 
@@ -83,6 +88,8 @@ def priorities(name: str, proba: np.ndarray, rng: np.random.Generator | int | No
     can be scored in batches. `rng` (a numpy Generator or a seed) is used by
     `random` only. With a single class every post scores 0.
     """
+    import numpy as np
+
     check(name)
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2:
@@ -101,6 +108,8 @@ def top_two(proba: np.ndarray, classes: Sequence[str]):
 
     With a single class, label2 is None and p2 is 0.
     """
+    import numpy as np
+
     proba = np.asarray(proba, dtype=np.float64)
     classes = np.asarray(list(classes), dtype=object)
     if proba.ndim != 2 or proba.shape[1] != len(classes):

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         "", description="Access token labellers need for the labelling page (empty: no token)."
     )
     kernel_idle_seconds: int = Field(
-        600, ge=0, description="A page's kernel (about 100-200 MB) is shut down after this many idle seconds "
+        600, ge=0, description="A page's kernel (about 80 MB) is shut down after this many idle seconds "
         "once no browser tab is connected to it (a closed or crashed tab); an open tab keeps its kernel. "
         "A labeller who comes back reloads and gets their post again. 0: never.",
     )

@@ -15,6 +15,7 @@ function of its state (`_layout`).
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from typing import Callable
 
 import ipywidgets as widgets
@@ -50,8 +51,10 @@ class TagLabeller(ClassLabeller):
     widget): 1..9, 0 for the tags, S skip, U or Backspace undo.
     """
 
-    def __init__(self, options, display_function):
+    def __init__(self, options, display_function, update_function=None):
         super().__init__(options=options, allow_freetext=False, display_function=display_function)
+        self.update_function = update_function
+        self._displayed = False
         self.sort_button.layout.display = "none"
         for key, btn in zip(KEYS, self.control_elements.buttons.values()):
             btn.children = (btn.button, widgets.HTML(f"<div class='sl-key'>key {key}</div>"))
@@ -64,6 +67,24 @@ class TagLabeller(ClassLabeller):
 
     def _sort_options(self, change=None):
         return None
+
+    def display(self, item):
+        """Show `item`. The first time as ipyannotations does (its display function, into the
+        Output widget); from then on, with `update_function`, only the widget already shown
+        there changes its value: one widget message per post instead of the Output cleared and
+        filled again (four messages, and the browser builds a new view of the post each time).
+        After this widget was off the page (`redisplay`), the browser has dropped what the
+        Output showed, so it is filled again."""
+        if self._displayed and self.update_function is not None:
+            self.update_function(item)
+            self.clear()
+            return
+        super().display(item)
+        self._displayed = True
+
+    def redisplay(self) -> None:
+        """The next post goes into the Output afresh (this widget was taken off the page)."""
+        self._displayed = False
 
     def _handle_keystroke(self, event):
         if event.get("type") == "keyup" and event.get("key") in ("s", "S"):
@@ -95,7 +116,8 @@ class LabellingWidget(Superintendent):
         self.renewer = LeaseRenewer(queue.renew, max(1.0, float(queue.lease_seconds) / 3))
         self.post = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.post.add_class("sl-post-widget")
-        super().__init__(queue=queue, labelling_widget=TagLabeller(labels, display_function=self._display_post),
+        super().__init__(queue=queue, labelling_widget=TagLabeller(labels, display_function=self._display_post,
+                                                                   update_function=self._update_post),
                          model=None, worker_id=False)
         self.add_class("sl-labelling")
         self.counts_html = widgets.HTML()
@@ -109,6 +131,7 @@ class LabellingWidget(Superintendent):
             + " ".join(f"<kbd>{k}</kbd> {esc(lab)}" for k, lab in zip(KEYS, labels))
             + " · <kbd>S</kbd> skip · <kbd>U</kbd> or <kbd>Backspace</kbd> undo</div>"
         )
+        self._hold_messages: dict[str, widgets.HTML] = {}
         self.loading_html = widgets.HTML("<p>Loading…</p>")
         self.message = widgets.HTML()
         self.retry_button = widgets.Button(description="Retry", icon="refresh", button_style="warning")
@@ -140,6 +163,8 @@ class LabellingWidget(Superintendent):
     def _enter(self, state: str) -> None:
         """Switch to `state` (loading, item, done, error, broken) and lay the widget out for it;
         a notice waiting for the next screen shows on an item or the done screen."""
+        if state != "item":  # the labelling widget leaves the page: its Output is refilled on return
+            self.labelling_widget.redisplay()
         self._state = state
         if state in ("item", "done"):
             text, self._pending_notice = self._pending_notice, ""
@@ -197,6 +222,25 @@ class LabellingWidget(Superintendent):
             log_exception("undoing")
             self._pending_notice = "Undo failed: " + describe_problem(exc, self.queue.engine)[0]
         self._step(_UNDONE)
+
+    @contextmanager
+    def _render_hold_message(self, message="Rendering..."):
+        """superintendent's "Loading..." with a spinner while a post that was slow last time is
+        shown; its message widget is made once, not once per post (superintendent makes a new
+        one each time: three widgets opened in the browser per click, never closed)."""
+        timer = self.timers[message]
+        widget = self._hold_messages.get(message)
+        if widget is None:
+            widget = self._hold_messages[message] = widgets.HTML(
+                value=f'<p><b>{esc(message)}</b><i class="fa fa-spinner fa-spin" aria-hidden="true"></i>',
+                layout=widgets.Layout(padding="0 10%"))
+        if timer.last > 0.5:
+            self.top_bar.children[0].children = [self.progressbar, widget]
+        try:
+            with timer:
+                yield
+        finally:
+            self.top_bar.children[0].children = [self.progressbar]
 
     def _render_finished(self):
         self.model_html.value = model_line_html(self.run)
@@ -294,8 +338,11 @@ class LabellingWidget(Superintendent):
         self.counts_html.value = status_html(c)
 
     def _display_post(self, item):
-        self.post.value = render_post_html(item)
+        self._update_post(item)
         display(self.post)
+
+    def _update_post(self, item):
+        self.post.value = render_post_html(item)
 
     def _render_invalid_link(self):
         self._current = None

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
-import numpy as np
 from sqlalchemy import String
 from sqlalchemy import insert as _insert
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -17,6 +16,9 @@ from smartlabel.db import items
 from smartlabel.errors import SmartlabelError
 from smartlabel.store import chunks, reading, sql, writing
 from smartlabel.text import model_input
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TEXT_CHUNK = 1000  # ids per SELECT ... WHERE id IN (...)
 
@@ -53,6 +55,8 @@ RECOUNT = sql("""
 
 def pool(bind: Engine | Connection) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(every post id, their content hashes, the ids of open posts), in id order."""
+    import numpy as np  # here, not at the top: the labelling page's kernel (queue.py) never needs NumPy
+
     with reading(bind) as conn:
         # the driver's own cursor: plain tuples, not a Row object per post (1M of them at 1M posts)
         cur = conn.connection.dbapi_connection.cursor()
