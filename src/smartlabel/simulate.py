@@ -315,8 +315,17 @@ def simulate(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     desc: str | None = None,
+    embeddings_dir: str | Path | None = None,
+    encoder_threads: int = 0,
 ) -> SimulationResult:
     """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds.
+
+    Models with a sentence encoder (embed, minilm) embed each text once per run
+    (every seed and strategy reuses the pool's features); with `embeddings_dir`
+    the vectors are also kept in that file cache (`smartlabel.encoders.EmbeddingStore`,
+    as the orchestrator's `MODELS_DIR/.cache/embeddings`), so another run on the
+    same texts, with any seed, strategy or subsample, embeds nothing again.
+    `encoder_threads`: MiniLM's ONNX Runtime threads (0: one per core, at most 4).
 
     BLAS runs single-threaded meanwhile: the linear models' L-BFGS steps are small
     vector operations, which OpenBLAS's spinning worker threads slow down 10-40x
@@ -332,11 +341,13 @@ def simulate(
                          budget=budget, seeds=seeds, baseline_budget=baseline_budget,
                          baseline_step=baseline_step, heldout=heldout, max_items=max_items,
                          shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
-                         progress=progress, log=log, desc=desc)
+                         progress=progress, log=log, desc=desc, embeddings_dir=embeddings_dir,
+                         encoder_threads=encoder_threads)
 
 
 def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step,
-              heldout, max_items, shuffle_prop, class_weight, split_seed, progress, log, desc) -> SimulationResult:
+              heldout, max_items, shuffle_prop, class_weight, split_seed, progress, log, desc,
+              embeddings_dir=None, encoder_threads=0) -> SimulationResult:
     import pandas as pd
 
     from smartlabel.training import Learner
@@ -366,11 +377,14 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
 
     labels = corpus.classes
     # the orchestrator's Learner on the pool (ids are pool positions), its features in memory
-    learner = Learner(model, labels=labels, class_weight=class_weight)
+    learner = Learner(model, labels=labels, class_weight=class_weight, embeddings_dir=embeddings_dir,
+                      encoder_threads=encoder_threads)
     pool_ids = np.arange(len(pool_texts), dtype=np.int64)
+    embedded0 = _texts_embedded()
     learner.sync(pool_ids, [str(i) for i in pool_ids], lambda wanted: [pool_texts[i] for i in wanted])
     X_held = learner.transform(held_texts)
     t_feat = time.perf_counter() - t0
+    embedded = _texts_embedded() - embedded0
     subsampled = bool(max_items and max_items < len(corpus.texts))
     say(f"{len(corpus.texts)} items, {len(labels)} classes: pool {len(pool_idx)}, held out {len(held_idx)}"
         + (f" (subsampled from {len(corpus.texts)} with --max-items)" if subsampled else "")
@@ -404,6 +418,8 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         "features": learner.n_features,
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_full_model": round(t_full, 1),
+        "seconds_features": round(t_feat, 1),  # TF-IDF, and embedding the texts not in the cache
+        "texts_embedded": embedded,  # by the sentence encoder in this run (0: all from the cache)
     }
     return SimulationResult(
         model=model, strategies=strategies, seeds=seed_list, curve=curve, full_accuracy=full_accuracy,
@@ -432,6 +448,12 @@ def _curve_rows(learner, plans: dict[str, list[int]], seed_list: list[int], y_po
     finally:
         bar.close()
     return rows
+
+
+def _texts_embedded() -> int:
+    """Texts the sentence encoders of this process have embedded so far (0 if none was loaded)."""
+    enc = sys.modules.get("smartlabel.encoders")
+    return 0 if enc is None else sum(st.encoder.texts_embedded for st in enc._STORES.values())
 
 
 def _check_options(seeds, initial: int, step: int, heldout: float, shuffle_prop: float,
