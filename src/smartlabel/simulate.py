@@ -317,6 +317,7 @@ def simulate(
     desc: str | None = None,
     embeddings_dir: str | Path | None = None,
     encoder_threads: int = 0,
+    schedule: Sequence[int] | None = None,
 ) -> SimulationResult:
     """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds.
 
@@ -326,6 +327,9 @@ def simulate(
     as the orchestrator's `MODELS_DIR/.cache/embeddings`), so another run on the
     same texts, with any seed, strategy or subsample, embeds nothing again.
     `encoder_threads`: MiniLM's ONNX Runtime threads (0: one per core, at most 4).
+    `schedule`: the labels counts to train and measure at, instead of every `step` from
+    `initial` to `budget` (its first count is the initial sample, its last the budget;
+    random sampling's extra steps still follow `baseline_step`).
 
     BLAS runs single-threaded meanwhile: the linear models' L-BFGS steps are small
     vector operations, which OpenBLAS's spinning worker threads slow down 10-40x
@@ -342,12 +346,12 @@ def simulate(
                          baseline_step=baseline_step, heldout=heldout, max_items=max_items,
                          shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
                          progress=progress, log=log, desc=desc, embeddings_dir=embeddings_dir,
-                         encoder_threads=encoder_threads)
+                         encoder_threads=encoder_threads, schedule=schedule)
 
 
 def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step,
               heldout, max_items, shuffle_prop, class_weight, split_seed, progress, log, desc,
-              embeddings_dir=None, encoder_threads=0) -> SimulationResult:
+              embeddings_dir=None, encoder_threads=0, schedule=None) -> SimulationResult:
     import pandas as pd
 
     from smartlabel.training import Learner
@@ -356,6 +360,11 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     strategies = _check_strategies(strategies)
     seed_list = _check_options(seeds, initial, step, heldout, shuffle_prop, max_items)
 
+    if schedule is not None:
+        schedule = sorted({int(n) for n in schedule})
+        if len(schedule) < 2 or schedule[0] < 2:
+            raise SimulationError("a schedule needs at least two labels counts, the first at least 2")
+        initial, budget = schedule[0], schedule[-1]
     t0 = time.perf_counter()
     pool_idx, held_idx = _split(corpus.truth, heldout, max_items, split_seed)
     pool_texts = [corpus.texts[i] for i in pool_idx]
@@ -370,7 +379,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     baseline_step = int(baseline_step or step)
     if baseline_step < 1:
         raise SimulationError("--baseline-step must be at least 1")
-    schedule = _label_schedule(initial, step, budget)
+    schedule = _label_schedule(initial, step, budget) if schedule is None else [n for n in schedule if n <= budget]
     plans = {s: schedule for s in strategies}
     if baseline_budget > budget:  # random sampling goes on past the budget
         plans[BASELINE] = schedule + _label_schedule(budget, baseline_step, baseline_budget)[1:]
