@@ -361,9 +361,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     seed_list = _check_options(seeds, initial, step, heldout, shuffle_prop, max_items)
 
     if schedule is not None:
-        schedule = sorted({int(n) for n in schedule})
-        if len(schedule) < 2 or schedule[0] < 2:
-            raise SimulationError("a schedule needs at least two labels counts, the first at least 2")
+        schedule = _check_schedule(schedule)
         initial, budget = schedule[0], schedule[-1]
     t0 = time.perf_counter()
     pool_idx, held_idx = _split(corpus.truth, heldout, max_items, split_seed)
@@ -377,12 +375,7 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         raise SimulationError(f"--initial ({initial}) is more than the budget ({budget})")
     baseline_budget = min(max(baseline_budget or budget, budget), len(pool_idx))
     baseline_step = int(baseline_step or step)
-    if baseline_step < 1:
-        raise SimulationError("--baseline-step must be at least 1")
-    schedule = _label_schedule(initial, step, budget) if schedule is None else [n for n in schedule if n <= budget]
-    plans = {s: schedule for s in strategies}
-    if baseline_budget > budget:  # random sampling goes on past the budget
-        plans[BASELINE] = schedule + _label_schedule(budget, baseline_step, baseline_budget)[1:]
+    plans = _plans(strategies, schedule, initial, step, budget, baseline_budget, baseline_step)
 
     labels = corpus.classes
     # the orchestrator's Learner on the pool (ids are pool positions), its features in memory
@@ -457,6 +450,25 @@ def _curve_rows(learner, plans: dict[str, list[int]], seed_list: list[int], y_po
     finally:
         bar.close()
     return rows
+
+
+def _check_schedule(schedule: Sequence[int]) -> list[int]:
+    schedule = sorted({int(n) for n in schedule})
+    if len(schedule) < 2 or schedule[0] < 2:
+        raise SimulationError("a schedule needs at least two labels counts, the first at least 2")
+    return schedule
+
+
+def _plans(strategies: list[str], schedule: list[int] | None, initial: int, step: int, budget: int,
+           baseline_budget: int, baseline_step: int) -> dict[str, list[int]]:
+    """The labels counts each strategy trains at; random sampling may go on past the budget."""
+    if baseline_step < 1:
+        raise SimulationError("--baseline-step must be at least 1")
+    counts = _label_schedule(initial, step, budget) if schedule is None else [n for n in schedule if n <= budget]
+    plans = {s: counts for s in strategies}
+    if baseline_budget > budget:
+        plans[BASELINE] = counts + _label_schedule(budget, baseline_step, baseline_budget)[1:]
+    return plans
 
 
 def _texts_embedded() -> int:
