@@ -264,7 +264,8 @@ def target_verdict(jobs: list[dict]) -> dict:
                    "default": j["model"] == default_model and strat == default_strategy,
                    "labels": e["labels"], "random_labels": base, "ratio": e["ratio_to_random"],
                    "ratio_text": e["ratio_text"], "ratio_met": _ratio_met(e, base, s["info"]["baseline_budget"]),
-                   "accuracy_at": {str(n): _curve_at(j, strat, n) for n in AT_LABELS}}
+                   "accuracy_at": {str(n): _curve_at(j, strat, n) for n in AT_LABELS},
+                   "random_accuracy_at": {str(n): _curve_at(j, "random", n) for n in AT_LABELS}}
             ours, ref = _curve_at(j, strat, GAIN_AT), _curve_at(lr[j["corpus"]], strat, GAIN_AT) \
                 if j["corpus"] in lr else None
             row["gain_vs_lr"] = None if ours is None or ref is None else round(ours - ref, 4)
@@ -290,7 +291,8 @@ def _acc(x: float | None) -> str:
 
 def markdown_at_labels(verdict: dict) -> str:
     head = ["Corpus", "Model", "Strategy"] + [f"Acc. @{n}" for n in AT_LABELS] + [
-        f"@{GAIN_AT} vs lr (points)", "95%: vs random", "Under random past the first model"]
+        f"@{GAIN_AT} vs lr (points)", "Random @" + "/".join(map(str, AT_LABELS)), "95%: vs random",
+        "Under random past the first model"]
     rows = []
     for r in verdict["rows"]:
         b = r["below_random"]
@@ -298,8 +300,9 @@ def markdown_at_labels(verdict: dict) -> str:
                  f"{b['points_below']}/{b['points']} points, worst {_pts(b['worst_gap'])} @{b['worst_at']}")
         rows.append([CORPUS_NAMES[r["corpus"]], r["model"] + (" (default)" if r["default"] else ""), r["strategy"]]
                     + [_acc(r["accuracy_at"][str(n)]) for n in AT_LABELS]
-                    + ["–" if r["model"] == "lr" else _pts(r["gain_vs_lr"]), r["ratio_text"], under])
-    # random sampling's own accuracy, once per job
+                    + ["–" if r["model"] == "lr" else _pts(r["gain_vs_lr"]),
+                       "/".join(_acc(r["random_accuracy_at"][str(n)]).lstrip("0") for n in AT_LABELS),
+                       r["ratio_text"], under])
     return _fixed_width(head, rows)
 
 
@@ -336,7 +339,15 @@ def verdict_lines(verdict: dict) -> list[str]:
     return lines
 
 
+def job_order(job: dict) -> tuple:
+    """Corpora in CORPUS_NAMES' order, then models (lr, the reference, last)."""
+    corpora = list(CORPUS_NAMES)
+    return (corpora.index(job["corpus"]) if job["corpus"] in corpora else len(corpora), job["model"] == "lr",
+            job["model"])
+
+
 def render(results: list[dict]) -> tuple[dict, str]:
+    results.sort(key=job_order)
     verdict = target_verdict(results)
     lines = [markdown(results), "", markdown_at_labels(verdict), ""] + verdict_lines(verdict) + [""]
     seeds = sorted({r["config"]["seeds"] for r in results if "config" in r}) or ["?"]
@@ -428,8 +439,6 @@ def main(argv=None) -> int:
 
     def save(done: bool) -> tuple[dict, str]:
         """al.json with the jobs finished so far (rewritten after each one: a long run keeps them)."""
-        order = {job_name(j): i for i, j in enumerate(sorted(jobs, key=lambda j: (j["corpus"] != "r8", j["model"])))}
-        results.sort(key=lambda r: order[r["name"]])
         verdict, text = render(results)
         out = {
             "profile": profile,
