@@ -241,7 +241,7 @@ def block_targets(results: Path) -> str:
     rows.append([f"Labeller kernel < {TARGETS['kernel_mb']:.0f} MB",
                  f"{kmb:.0f} MB (`{kpath}` in page.json)" if kmb else "bench/bench_page.py results not found",
                  _verdict(None if kmb is None else kmb < TARGETS["kernel_mb"])])
-    return _table(["Target", "Where we stand", "Verdict"], rows)
+    return _table(["Target (issues 8, 15)", "Where we stand", "Verdict"], rows)
 
 
 def block_reprio(rep: dict | None) -> str:
