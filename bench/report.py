@@ -148,10 +148,11 @@ def _al_target_rows(al: dict) -> list[list[str]]:
     for r in mine:
         c = names.get(r["corpus"], r["corpus"])
         out.append([f"Labels to 95% of full-data accuracy ≤ 0.4x random's, {c}, {name}",
-                    f"{r['labels'] if r.get('labels') is not None else 'not reached in the budget:'} labels vs "
-                    f"random {r['random_labels'] if r.get('random_labels') is not None else 'more than its budget'} "
-                    f"(ratio {r.get('ratio_text')})",
-                    _verdict(r.get("ratio_met"))])
+                    (f"{r['labels']} labels" if r.get("labels") is not None else "not within the budget")
+                    + " vs random "
+                    + (f"{r['random_labels']}" if r.get("random_labels") is not None else "not within its budget")
+                    + f" (ratio {r.get('ratio_text')})",
+                    _verdict(r["ratio_met"]) if r.get("ratio_met") is not None else "not settled (neither reached 95%)"])
         if r.get("gain_met") is not None:
             g = r.get("gain_vs_lr")
             out.append([f"Accuracy at 100 labels ≥ TF-IDF lr's + 5 points, {c}, {name}",
