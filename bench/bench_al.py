@@ -271,8 +271,8 @@ def target_verdict(jobs: list[dict]) -> dict:
             ours, ref = _curve_at(j, strat, GAIN_AT), _curve_at(lr[j["corpus"]], strat, GAIN_AT) \
                 if j["corpus"] in lr else None
             row["gain_vs_lr"] = None if ours is None or ref is None else round(ours - ref, 4)
-            row["gain_met"] = (None if j["corpus"] not in GAIN_CORPORA or row["gain_vs_lr"] is None or j["model"] == "lr"
-                               else row["gain_vs_lr"] >= GAIN_TARGET - 1e-9)
+            unjudged = j["corpus"] not in GAIN_CORPORA or row["gain_vs_lr"] is None or j["model"] == "lr"
+            row["gain_met"] = None if unjudged else row["gain_vs_lr"] >= GAIN_TARGET - 1e-9
             row["below_random"] = below_random(j, strat)
             row["below_met"] = row["below_random"]["met"]
             verdict["rows"].append(row)

@@ -152,7 +152,8 @@ def _al_target_rows(al: dict) -> list[list[str]]:
                     + " vs random "
                     + (f"{r['random_labels']}" if r.get("random_labels") is not None else "not within its budget")
                     + f" (ratio {r.get('ratio_text')})",
-                    _verdict(r["ratio_met"]) if r.get("ratio_met") is not None else "not settled (neither reached 95%)"])
+                    _verdict(r["ratio_met"]) if r.get("ratio_met") is not None
+                    else "not settled (neither reached 95%)"])
         if r.get("gain_met") is not None:
             g = r.get("gain_vs_lr")
             out.append([f"Accuracy at 100 labels ≥ TF-IDF lr's + 5 points, {c}, {name}",

@@ -464,7 +464,11 @@ def _plans(strategies: list[str], schedule: list[int] | None, initial: int, step
     """The labels counts each strategy trains at; random sampling may go on past the budget."""
     if baseline_step < 1:
         raise SimulationError("--baseline-step must be at least 1")
-    counts = _label_schedule(initial, step, budget) if schedule is None else [n for n in schedule if n <= budget]
+    # a schedule past a small pool ends at the (reduced) budget
+    if schedule is None:
+        counts = _label_schedule(initial, step, budget)
+    else:
+        counts = [n for n in schedule if n < budget] + [budget]
     plans = {s: counts for s in strategies}
     if baseline_budget > budget:
         plans[BASELINE] = counts + _label_schedule(budget, baseline_step, baseline_budget)[1:]
