@@ -150,6 +150,37 @@ def _rate(r: dict | None) -> str:
             + (f" (CPU {cpu:.2f} ms a pair: {cap:.0f} pairs/s with both cores free)" if cap else ""))
 
 
+def _al_target_rows(al: dict) -> list[list[str]]:
+    """Issue 15's active-learning targets, for the default model and strategy (al.json `target.rows`)."""
+    names = {"r8": "R8", "20ng": "20 Newsgroups", "tweets": "election tweets"}
+    mine = [r for r in al["rows"] if r.get("default")]
+    if not mine:
+        return [[f"Active learning with the default model ({al.get('default_model')}, "
+                 f"{al.get('default_strategy')})", "not in al.json", _verdict(None)]]
+    name = f"{al.get('default_model')}, {al.get('default_strategy')}"
+    out = []
+    for r in mine:
+        c = names.get(r["corpus"], r["corpus"])
+        out.append([f"Labels to 95% of full-data accuracy ≤ 0.4x random's, {c}, {name}",
+                    (f"{r['labels']} labels" if r.get("labels") is not None else "not within the budget")
+                    + " vs random "
+                    + (f"{r['random_labels']}" if r.get("random_labels") is not None else "not within its budget")
+                    + f" (ratio {r.get('ratio_text')})",
+                    _verdict(r["ratio_met"]) if r.get("ratio_met") is not None
+                    else "not settled (neither reached 95%)"])
+        if r.get("gain_met") is not None:
+            g = r.get("gain_vs_lr")
+            out.append([f"Accuracy at 100 labels ≥ TF-IDF lr's + 5 points, {c}, {name}",
+                        f"{_f(g * 100 if g is not None else None, '{:+.1f}')} points", _verdict(r["gain_met"])])
+        b = r.get("below_random") or {}
+        out.append([f"Learning curve never under random's past the first model, {c}, {name}",
+                    "never" if not b.get("points_below") else
+                    f"under at {b['points_below']} of {b['points']} points (worst "
+                    f"{_f((b.get('worst_gap') or 0) * 100, '{:+.1f}')} points at {b.get('worst_at')} labels)",
+                    _verdict(r.get("below_met"))])
+    return out
+
+
 def block_targets(results: Path) -> str:
     m = _load(results, "machine") or {}
     sizes = m.get("profile_sizes") or {}
@@ -238,7 +269,9 @@ def block_targets(results: Path) -> str:
     else:
         rows.append(["Labeller stall while priorities are written", "–", _verdict(None)])
     al = (_load(results, "al") or {}).get("target")
-    if isinstance(al, dict) and isinstance(al.get("per_model"), dict):
+    if isinstance(al, dict) and isinstance(al.get("rows"), list):  # issue 15's targets (bench_al.py)
+        rows += _al_target_rows(al)
+    elif isinstance(al, dict) and isinstance(al.get("per_model"), dict):
         for model, per in sorted(al["per_model"].items()):
             # either one verdict per model, or one per strategy ({"entropy": {...}, "margin": {...}})
             per = per if all(isinstance(v, dict) for v in per.values()) else {per.get("strategy") or "": per}
@@ -254,7 +287,7 @@ def block_targets(results: Path) -> str:
     rows.append([f"Labeller kernel < {TARGETS['kernel_mb']:.0f} MB",
                  f"{kmb:.0f} MB (`{kpath}` in page.json)" if kmb else "bench/bench_page.py results not found",
                  _verdict(None if kmb is None else kmb < TARGETS["kernel_mb"])])
-    return _table(["Target (issue 16; the last rows: earlier issues)", "Where we stand", "Verdict"], rows)
+    return _table(["Target (issues 16 and 15; the last rows: earlier issues)", "Where we stand", "Verdict"], rows)
 
 
 def block_reprio(rep: dict | None) -> str:

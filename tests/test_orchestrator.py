@@ -53,6 +53,7 @@ def corpus(db_url):
 
 def cli_env(url, models_dir, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LABELS", "MODEL", "RETRAIN"))}
+    env.update(MODEL="lr")  # the fast TF-IDF model (test_encoders runs embed and minilm)
     env.update(PYTHONPATH=str(ROOT / "src"), DATABASE_URL=url, MODELS_DIR=str(models_dir),
                LABELS='["Advocacy","Personal Stories","Others","Factual Queries/Sharing"]',
                RETRAIN_EVERY_N_LABELS="10", SHUFFLE_PROP="0", TF_CPP_MIN_LOG_LEVEL="3", COLD_START_LABELS="0")

@@ -57,6 +57,7 @@ def queue_settings(url, **overrides):
     from smartlabel.settings import load_settings
 
     overrides.setdefault("labels", LABELS)
+    overrides.setdefault("model", "lr")  # these tests are about the queue and the loop: the fast TF-IDF model
     overrides.setdefault("shuffle_prop", 0.0)
     overrides.setdefault("audit_share", 0.0)
     overrides.setdefault("review_share", 0.0)

@@ -325,6 +325,9 @@ def simulate(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     desc: str | None = None,
+    embeddings_dir: str | Path | None = None,
+    encoder_threads: int = 0,
+    schedule: Sequence[int] | None = None,
 ) -> SimulationResult:
     """Run the simulation (see the module docstring); `seeds` is a count or a list of seeds.
 
@@ -332,6 +335,16 @@ def simulate(
     the posts `smartlabel.coldstart` ranks first, as the orchestrator does below
     COLD_START_LABELS (the initial sample included); None takes the setting's default,
     0 disables it.
+
+    Models with a sentence encoder (embed, minilm) embed each text once per run
+    (every seed and strategy reuses the pool's features); with `embeddings_dir`
+    the vectors are also kept in that file cache (`smartlabel.encoders.EmbeddingStore`,
+    as the orchestrator's `MODELS_DIR/.cache/embeddings`), so another run on the
+    same texts, with any seed, strategy or subsample, embeds nothing again.
+    `encoder_threads`: MiniLM's ONNX Runtime threads (0: one per core, at most 4).
+    `schedule`: the labels counts to train and measure at, instead of every `step` from
+    `initial` to `budget` (its first count is the initial sample, its last the budget;
+    random sampling's extra steps still follow `baseline_step`).
 
     BLAS runs single-threaded meanwhile: the linear models' L-BFGS steps are small
     vector operations, which OpenBLAS's spinning worker threads slow down 10-40x
@@ -348,12 +361,13 @@ def simulate(
                          baseline_step=baseline_step, heldout=heldout, max_items=max_items,
                          shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
                          cold_start=_cold_start_default() if cold_start is None else int(cold_start),
-                         progress=progress, log=log, desc=desc)
+                         progress=progress, log=log, desc=desc, embeddings_dir=embeddings_dir,
+                         encoder_threads=encoder_threads, schedule=schedule)
 
 
 def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseline_budget, baseline_step,
-              heldout, max_items, shuffle_prop, class_weight, split_seed, cold_start, progress, log,
-              desc) -> SimulationResult:
+              heldout, max_items, shuffle_prop, class_weight, split_seed, cold_start, progress, log, desc,
+              embeddings_dir=None, encoder_threads=0, schedule=None) -> SimulationResult:
     import pandas as pd
 
     from smartlabel.training import Learner
@@ -362,6 +376,9 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     strategies = _check_strategies(strategies)
     seed_list = _check_options(seeds, initial, step, heldout, shuffle_prop, max_items)
 
+    if schedule is not None:
+        schedule = _check_schedule(schedule)
+        initial, budget = schedule[0], schedule[-1]
     t0 = time.perf_counter()
     pool_idx, held_idx = _split(corpus.truth, heldout, max_items, split_seed)
     pool_texts = [corpus.texts[i] for i in pool_idx]
@@ -374,20 +391,18 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         raise SimulationError(f"--initial ({initial}) is more than the budget ({budget})")
     baseline_budget = min(max(baseline_budget or budget, budget), len(pool_idx))
     baseline_step = int(baseline_step or step)
-    if baseline_step < 1:
-        raise SimulationError("--baseline-step must be at least 1")
-    schedule = _label_schedule(initial, step, budget)
-    plans = {s: schedule for s in strategies}
-    if baseline_budget > budget:  # random sampling goes on past the budget
-        plans[BASELINE] = schedule + _label_schedule(budget, baseline_step, baseline_budget)[1:]
+    plans = _plans(strategies, schedule, initial, step, budget, baseline_budget, baseline_step)
 
     labels = corpus.classes
     # the orchestrator's Learner on the pool (ids are pool positions), its features in memory
-    learner = Learner(model, labels=labels, class_weight=class_weight)
+    learner = Learner(model, labels=labels, class_weight=class_weight, embeddings_dir=embeddings_dir,
+                      encoder_threads=encoder_threads)
     pool_ids = np.arange(len(pool_texts), dtype=np.int64)
+    embedded0 = _texts_embedded()
     learner.sync(pool_ids, [str(i) for i in pool_ids], lambda wanted: [pool_texts[i] for i in wanted])
     X_held = learner.transform(held_texts)
     t_feat = time.perf_counter() - t0
+    embedded = _texts_embedded() - embedded0
     subsampled = bool(max_items and max_items < len(corpus.texts))
     say(f"{len(corpus.texts)} items, {len(labels)} classes: pool {len(pool_idx)}, held out {len(held_idx)}"
         + (f" (subsampled from {len(corpus.texts)} with --max-items)" if subsampled else "")
@@ -423,6 +438,8 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
         "features": learner.n_features,
         "seconds": round(time.perf_counter() - t0, 1),
         "seconds_full_model": round(t_full, 1),
+        "seconds_features": round(t_feat, 1),  # TF-IDF, and embedding the texts not in the cache
+        "texts_embedded": embedded,  # by the sentence encoder in this run (0: all from the cache)
     }
     return SimulationResult(
         model=model, strategies=strategies, seeds=seed_list, curve=curve, full_accuracy=full_accuracy,
@@ -453,6 +470,35 @@ def _curve_rows(learner, plans: dict[str, list[int]], seed_list: list[int], y_po
     finally:
         bar.close()
     return rows
+
+
+def _check_schedule(schedule: Sequence[int]) -> list[int]:
+    schedule = sorted({int(n) for n in schedule})
+    if len(schedule) < 2 or schedule[0] < 2:
+        raise SimulationError("a schedule needs at least two labels counts, the first at least 2")
+    return schedule
+
+
+def _plans(strategies: list[str], schedule: list[int] | None, initial: int, step: int, budget: int,
+           baseline_budget: int, baseline_step: int) -> dict[str, list[int]]:
+    """The labels counts each strategy trains at; random sampling may go on past the budget."""
+    if baseline_step < 1:
+        raise SimulationError("--baseline-step must be at least 1")
+    # a schedule past a small pool ends at the (reduced) budget
+    if schedule is None:
+        counts = _label_schedule(initial, step, budget)
+    else:
+        counts = [n for n in schedule if n < budget] + [budget]
+    plans = {s: counts for s in strategies}
+    if baseline_budget > budget:
+        plans[BASELINE] = counts + _label_schedule(budget, baseline_step, baseline_budget)[1:]
+    return plans
+
+
+def _texts_embedded() -> int:
+    """Texts the sentence encoders of this process have embedded so far (0 if none was loaded)."""
+    enc = sys.modules.get("smartlabel.encoders")
+    return 0 if enc is None else sum(st.encoder.texts_embedded for st in enc._STORES.values())
 
 
 def _check_options(seeds, initial: int, step: int, heldout: float, shuffle_prop: float,
