@@ -355,13 +355,15 @@ def simulate(
     import scipy.optimize  # noqa: F401  (load every BLAS copy first: limits apply to loaded ones)
     import smartlabel.training  # noqa: F401
 
+    cold_start = _cold_start_default() if cold_start is None else int(cold_start)
+    if cold_start < 0:
+        raise SimulationError("--cold-start must be 0 (off) or a number of labels")
     with threadpool_limits(1, user_api="blas"):
         return _simulate(corpus, model=model, strategies=strategies, initial=initial, step=step,
                          budget=budget, seeds=seeds, baseline_budget=baseline_budget,
                          baseline_step=baseline_step, heldout=heldout, max_items=max_items,
                          shuffle_prop=shuffle_prop, class_weight=class_weight, split_seed=split_seed,
-                         cold_start=_cold_start_default() if cold_start is None else int(cold_start),
-                         progress=progress, log=log, desc=desc, embeddings_dir=embeddings_dir,
+                         cold_start=cold_start, progress=progress, log=log, desc=desc, embeddings_dir=embeddings_dir,
                          encoder_threads=encoder_threads, schedule=schedule)
 
 
@@ -417,8 +419,6 @@ def _simulate(corpus, *, model, strategies, initial, step, budget, seeds, baseli
     say(f"full-data accuracy {full_accuracy:.3f} ({model} trained on all {len(pool_idx)} pool items, "
         f"scored on {len(held_idx)} held-out items; {t_full:.1f} s)")
 
-    if cold_start < 0:
-        raise SimulationError("--cold-start must be 0 (off) or a number of labels")
     rows = _curve_rows(learner, plans, seed_list, y_pool, X_held, y_held, initial, shuffle_prop, cold_start,
                        desc=desc or f"simulate {model}", progress=progress)
     curve = pd.DataFrame(rows, columns=CURVE_COLUMNS)
