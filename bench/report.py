@@ -181,6 +181,21 @@ def _al_target_rows(al: dict) -> list[list[str]]:
     return out
 
 
+def _scale_rows(sc: dict | None) -> list[list[str]]:
+    """The cold first run on a new 1M-post pool, from `make bench-scale` (bench/bench_scale.py)."""
+    cold = (sc or {}).get("cold") or {}
+    if "process_seconds" not in cold:
+        return [["A new pool's cold first `orchestrate --once` (`make bench-scale`)", "scale.json not found",
+                 _verdict(None)]]
+    load = ((sc.get("machine") or {}).get("load_average_at_start") or ["?"])[0]
+    rss = cold.get("peak_rss_mb")
+    return [[f"{sc.get('posts', 0):,} posts: a new pool's cold first `orchestrate --once` < "
+             f"{TARGETS['first_1m_s']:.0f} s and < 2 GB (`make bench-scale`)",
+             f"{cold['process_seconds']:.0f} s, peak {_f(rss, '{:.0f}')} MB (run of {sc['machine'].get('date')}, "
+             f"load {load} at start)",
+             _verdict(cold["process_seconds"] < TARGETS["first_1m_s"] and (rss or 0) < TARGETS["rss_1m_mb"])]]
+
+
 def block_targets(results: Path) -> str:
     m = _load(results, "machine") or {}
     sizes = m.get("profile_sizes") or {}
@@ -214,8 +229,9 @@ def block_targets(results: Path) -> str:
     ob = (_reprio_row(rep, "postgresql", big) or {}).get("ours", {}) if big else {}
     if big and "seconds" in ob:
         first = (ob.get("first_run") or {}).get("retrain_seconds")
-        rows.append([f"{big:,} posts (PostgreSQL): first run < {TARGETS['first_1m_s']:.0f} s",
-                     f"{_f(first, '{:.1f}')} s (the process's first run, feature cache already built)",
+        rows.append([f"{big:,} posts (PostgreSQL): a new process's first run < {TARGETS['first_1m_s']:.0f} s "
+                     "(its feature cache on disk)",
+                     f"{_f(first, '{:.1f}')} s (the cold first run on a new pool: `make bench-scale`, below)",
                      _verdict(None if first is None else first < TARGETS["first_1m_s"])])
         rows.append([f"{big:,} posts: steady cycle < {TARGETS['cycle_1m_s']:.0f} s",
                      f"{ob['seconds']:.1f} s (scoring {ob['score_seconds']:.1f} s, writing {ob['write_seconds']:.1f} s)",
@@ -225,6 +241,7 @@ def block_targets(results: Path) -> str:
                      _verdict(None if rss is None else rss < TARGETS["rss_1m_mb"])])
     elif big:
         rows.append([f"{big:,} posts (PostgreSQL): first run, steady cycle, peak RSS", "–", _verdict(None)])
+    rows += _scale_rows(_load(results, "scale"))
     imp = ((_load(results, "import") or {}).get("backends") or {}).get("postgresql") or {}
     rps = imp.get("rows_per_second")
     rows.append([f"Import into PostgreSQL ≥ {TARGETS['import_rows_s']:,.0f} rows/s",
