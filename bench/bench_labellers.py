@@ -56,33 +56,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_page import CHROMIUM_ARGS, _free_port, _seed, percentile, write_result  # noqa: E402
+from bench_page import CHROMIUM_ARGS, CLICK_JS, _free_port, _seed, percentile, write_result  # noqa: E402
 
 LABELS = ("Social Issue Discussion", "Personal Stories", "Advocacy", "Factual Queries/Sharing", "Others")
 PAGE_TIMEOUT_MS = 180_000
 
-# Click the tag button; resolve with [ms, new id] once a post with another id is in the DOM,
-# or [ms, null] after `limit` ms (an error screen, "all done", a dead kernel).
-CLICK_JS = """
-async ([label, old, limit]) => {
-  const button = [...document.querySelectorAll('button')].find(b => b.textContent.trim() === label);
-  if (!button) return [-1, null];
-  const changed = () => {
-    const post = document.querySelector('.sl-post');
-    return post && post.dataset.itemId !== old ? post.dataset.itemId : null;
-  };
-  const t0 = performance.now();
-  const done = new Promise(resolve => {
-    const obs = new MutationObserver(() => { const id = changed(); if (id) { obs.disconnect(); resolve(id); } });
-    obs.observe(document.body, {subtree: true, childList: true, attributes: true,
-                                attributeFilter: ['data-item-id']});
-    setTimeout(() => { obs.disconnect(); resolve(changed()); }, limit);
-  });
-  button.click();
-  const id = await done;
-  return [performance.now() - t0, id];
-}
-"""
 
 
 # --- processes -----------------------------------------------------------------------------
