@@ -308,10 +308,9 @@ def test_orchestrator_and_autolabel_run_as_the_orchestrator_role(team_db, tmp_pa
     from test_orchestrator import orchestrator
     from text_corpus import label_with_queue, queue_settings, seed_corpus
 
-    # Note: smartlabel.acquisition reuses superintendent's scoring functions when superintendent
-    # is imported; in a process where the page's widget imported it with the training stack
-    # stood in (interface.stand_ins), those functions hold the stand-in scipy. This module imports
-    # scipy.stats first so the stand-in is never made here (only the test process has both).
+    # Note: the page's widget imports superintendent with its training stack stood in
+    # (interface.stand_ins: only while it is imported, only modules not loaded yet); this module
+    # imports scipy.stats first, so in this test process, which trains too, no stand-in is made.
     ids, truth = seed_corpus(team_db["owner"], 10)
     label_with_queue(team_db["owner"], dict(zip(ids, truth)), per_worker=8)
     models = tmp_path / "models"
