@@ -21,13 +21,14 @@ At or below the sample size this is exactly `clone(template).fit_transform(texts
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from typing import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+from smartlabel.cores import default_workers
 
 VOCABULARY_SAMPLE = 20_000
 # below this many posts, counting in one process is quicker than forking workers
@@ -37,14 +38,6 @@ SEED = 0
 
 _TEXTS: Sequence[str] = ()
 _COUNTER: CountVectorizer | None = None
-
-
-def default_workers() -> int:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
 
 
 def fit_transform(template, texts: Sequence[str], *, sample: int = VOCABULARY_SAMPLE,

@@ -211,7 +211,8 @@ def _records(p: Path, shown: str, lines: Lines, kind: str, field_limit: int) -> 
 def _write_all(rows: Iterable[Row | None], writer: Writer, batch_size: int, lines: Lines, bar) -> None:
     """Write the rows in batches, moving the progress bar by the bytes read; the model
     texts of a batch are cleaned in worker processes while the one before is written."""
-    from smartlabel.importer.ahead import cleaned_ahead, default_workers
+    from smartlabel.cores import default_workers
+    from smartlabel.importer.ahead import cleaned_ahead
 
     result, done_bytes = writer.result, 0
     for batch in cleaned_ahead(_batches(rows, batch_size, result), default_workers(), writer.stored_hashes):

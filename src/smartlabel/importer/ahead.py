@@ -13,7 +13,6 @@ already just does not use it.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from typing import Callable, Iterable, Iterator
 
 from smartlabel.importer.validate import Row
@@ -21,15 +20,6 @@ from smartlabel.text import clean_text
 
 # below this many rows in a batch, cleaning in the importer's own process is quicker
 AHEAD_MIN_ROWS = 500
-
-
-def default_workers() -> int:
-    """Cleaning processes: one per core this process may run on, at most 4."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
 
 
 def _clean_all(bodies: list[str]) -> list[str]:
