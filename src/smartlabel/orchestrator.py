@@ -56,7 +56,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from sqlalchemy.engine import Engine
@@ -302,22 +302,33 @@ class Orchestrator:
             msg = self._describe(exc)
             log.error("cold-start run not started: %s", msg)
             return RunResult(None, "failed", msg)
+        return self._guarded(run_id, lambda: self._cold_start_steps(run_id, labelled_ids),
+                             stopped="stopped by a signal before finishing", failed=self._cold_start_failed)
+
+    def _cold_start_failed(self, run_id: int, msg: str) -> None:
+        # said once while the same failure lasts (it is retried at every check)
+        (log.error if msg != self._last_cold_error else log.debug)("cold-start run %d failed: %s", run_id, msg)
+        self._last_cold_error = msg
+
+    def _guarded(self, run_id: int, steps: Callable[[], RunResult], *, stopped: str,
+                 failed: Callable[[int, str], None]) -> RunResult:
+        """Run a started run's `steps`; a stop signal or an error marks the run failed with
+        a message (`stopped`, or the error described, which `failed` logs); a second
+        signal marks it and stops at once."""
         self.activity = f"run {run_id}"
         try:
-            return self._cold_start_steps(run_id, labelled_ids)
+            return steps()
         except StopRequested:
-            msg = "stopped by a signal before finishing"
-            self._finish(run_id, "failed", msg)
-            return RunResult(run_id, "failed", msg)
+            self._finish(run_id, "failed", stopped)
+            log.info("run %d stopped: %s", run_id, stopped)
+            return RunResult(run_id, "failed", stopped)
         except KeyboardInterrupt:
             self._finish(run_id, "failed", "stopped at once by a second signal")
             raise
         except Exception as exc:
             msg = self._describe(exc)
             self._finish(run_id, "failed", msg)
-            # said once while the same failure lasts (it is retried at every check)
-            (log.error if msg != self._last_cold_error else log.debug)("cold-start run %d failed: %s", run_id, msg)
-            self._last_cold_error = msg
+            failed(run_id, msg)
             return RunResult(run_id, "failed", msg)
         finally:
             self.activity = "waiting"
@@ -389,25 +400,10 @@ class Orchestrator:
             log.error("run not started: %s", msg)
             return RunResult(None, "failed", msg)
         log.info("run %d started (%s, %s)", run_id, s.model, s.acquisition)
-        self.activity = f"run {run_id}"
-        try:
-            result = self._run_steps(run_id)
-        except StopRequested:
-            msg = "stopped by a signal before finishing; the queue keeps the previous run's priorities"
-            self._finish(run_id, "failed", msg)
-            log.info("run %d stopped: %s", run_id, msg)
-            return RunResult(run_id, "failed", msg)
-        except KeyboardInterrupt:
-            self._finish(run_id, "failed", "stopped at once by a second signal")
-            raise
-        except Exception as exc:
-            msg = self._describe(exc)
-            self._finish(run_id, "failed", msg)
-            log.error("run %d failed: %s", run_id, msg)
-            return RunResult(run_id, "failed", msg)
-        finally:
-            self.activity = "waiting"
-        return result
+        return self._guarded(
+            run_id, lambda: self._run_steps(run_id),
+            stopped="stopped by a signal before finishing; the queue keeps the previous run's priorities",
+            failed=lambda run, msg: log.error("run %d failed: %s", run, msg))
 
     def _run_steps(self, run_id: int) -> RunResult:
         """The steps of one run (module docstring); a stop signal between them ends it."""
