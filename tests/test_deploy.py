@@ -1306,3 +1306,13 @@ def test_voila_container_command_runs_outside_docker(resolved, project, pg_url, 
     finally:
         code = run.stop()
     assert code is not None, f"{service} ignored SIGTERM for {run.grace} s (compose's stop_grace_period)"
+
+
+def test_the_pages_get_the_cpu_before_the_orchestrator(resolved):
+    """On a busy host a click must not wait behind a retraining run: the orchestrator's
+    container has a quarter of the page's CPU shares (Docker's default is 1024), and its
+    process lowers its own priority too (ORCHESTRATOR_NICE, tests/test_orchestrator_priority)."""
+    services = resolved["services"]
+    assert int(services["orchestrator"]["cpu_shares"]) == 256
+    assert int(services["voila"].get("cpu_shares", 1024)) == 1024
+    assert "ORCHESTRATOR_NICE" in services["orchestrator"]["environment"]

@@ -593,6 +593,26 @@ def already_running(held: LockHeld) -> str:
     return f"another orchestrator ({held.holder}) is running on this database: stop it first"
 
 
+def lower_priority(nice: int) -> int:
+    """Lower this process's CPU priority to `nice` unless it is lower already; the nice value now.
+
+    Linux keeps a nice value per thread: every thread running now is lowered (BLAS pools start
+    theirs when NumPy is imported), and threads and worker processes started later (the
+    heartbeat, the TF-IDF counters) inherit it. Raising a priority needs privileges; lowering
+    never does."""
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux: the process's priority is its threads'
+        threads = [0]
+    for tid in threads:
+        try:
+            if nice > os.getpriority(os.PRIO_PROCESS, tid):
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except ProcessLookupError:  # a thread that just ended
+            pass
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def main(*, once: bool = False, force: bool = False, settings=None, models_dir=None,
          database_url: str | None = None) -> int:
     """The `smartlabel orchestrate` command: exit status 1 when the (only) run failed,
@@ -601,6 +621,9 @@ def main(*, once: bool = False, force: bool = False, settings=None, models_dir=N
 
     configure_logging()
     orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
+    nice = lower_priority(int(orch.settings.orchestrator_nice))  # before any thread or worker starts
+    log.info("running at CPU priority nice %d (ORCHESTRATOR_NICE %d): the pages come first",
+             nice, orch.settings.orchestrator_nice)
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=int(orch.settings.train_threads))  # for the process's life

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         "for the small fits active learning does (measured: a 300-label fit took 0.4 s with one thread, "
         "3-5 s with one per core on a busy 2-core host) and leaves the other cores to PostgreSQL and the page.",
     )
+    orchestrator_nice: int = Field(
+        10, ge=0, le=19, description="CPU priority the orchestrator lowers itself to (a Unix nice value; it never "
+        "raises its own priority): when the host is busy, the labellers' pages get the CPU first and a retraining "
+        "run waits. 0: the same priority as the pages. In Docker the orchestrator's `cpu_shares` do the same "
+        "between containers.",
+    )
     max_field_chars: int = Field(
         100_000, ge=100, description="Longest title or body the importer accepts, in characters."
     )
