@@ -32,6 +32,10 @@ N = 10, 25, 50 (5 minutes each, the default) on the reference machine, nothing e
     nice -n 5 python bench/bench_labellers.py --labellers 25
     nice -n 5 python bench/bench_labellers.py --labellers 50
 
+`--pin` puts the browser on a core of its own and the server on the others (on 2 cores: the
+server gets one): real labellers' browsers run on their own computers, and unpinned, the one
+Chromium rendering every page takes most of a core from the server it measures.
+
 Each takes its labelling time plus about 1 minute (seeding 80k posts) plus up to
 `--after-close`; do not run big N on a shared machine (the load average is recorded).
 """
@@ -375,6 +379,9 @@ def main(argv=None) -> int:
     ap.add_argument("--after-close", type=float, default=120, help="seconds to count kernels after the pages close")
     ap.add_argument("--database-url", help="a fresh, empty PostgreSQL database (default: pgserver, temporary)")
     ap.add_argument("--no-orchestrator", action="store_true", help="do not retrain while labelling")
+    ap.add_argument("--pin", action="store_true",
+                    help="the browser (standing in for the labellers' own computers) on the last core, the server "
+                    "(PostgreSQL, Voila and its kernels, the orchestrator) on the others")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, help="default bench/results/labellers-N.json")
     args = ap.parse_args(argv)
@@ -382,7 +389,14 @@ def main(argv=None) -> int:
         args.seconds = 60.0 * args.minutes
     if args.seconds <= 0 or args.labellers < 1:
         ap.error("--labellers must be at least 1 and the labelling time (--minutes / --seconds) positive")
-    out_path = args.out or ROOT / "bench" / "results" / f"labellers-{args.labellers}.json"
+    out_path = args.out or ROOT / "bench" / "results" / f"labellers-{args.labellers}{'-pinned' if args.pin else ''}.json"
+    pinning = None
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            ap.error("--pin needs at least 2 cores (one for the browser, the rest for the server)")
+        pinning = {"server": cpus[:-1], "browser": cpus[-1:]}
+        os.sched_setaffinity(0, pinning["server"])  # what this process starts from now on inherits it
 
     from sqlalchemy.engine import make_url
 
@@ -458,6 +472,8 @@ def main(argv=None) -> int:
                     stopping["now"] = True
                     await task
 
+            if pinning:  # Playwright's driver and Chromium start inside run(): they inherit this
+                os.sched_setaffinity(0, pinning["browser"])
             asyncio.run(run())
             cpu = out.get("cpu") or meter.summary()
             stop(orchestrator)
@@ -483,7 +499,7 @@ def main(argv=None) -> int:
     extra = sorted(set(stored) - set(clicked) - set(unconfirmed))
     result = {
         "labellers": args.labellers, "seconds": args.seconds, "posts": args.posts,
-        "cull_seconds": args.cull_seconds, "orchestrator": not args.no_orchestrator,
+        "cull_seconds": args.cull_seconds, "orchestrator": not args.no_orchestrator, "cpus_pinned": pinning,
         "pages_rendered": sum(1 for r in workers.values() if r["load_s"] is not None),
         "page_errors": {w: r["error"] for w, r in workers.items() if "error" in r},
         "page_load_s": {"p50": _r(percentile([r["load_s"] for r in workers.values() if r["load_s"]], 0.5)),
