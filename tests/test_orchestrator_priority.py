@@ -44,8 +44,8 @@ def test_the_running_orchestrator_and_all_its_threads_run_at_orchestrator_nice(t
     env = cli_env(url, tmp_path / "models", ORCHESTRATOR_NICE="7", HEARTBEAT_SECONDS="1")
     orch = Orchestrate(env, tmp_path)
     try:
-        orch.wait_for("running at CPU priority nice 7 (ORCHESTRATOR_NICE 7)")
-        orch.wait_for("orchestrator started")
+        started = orch.wait_for("orchestrator started")
+        assert started.endswith("CPU priority nice 7 (ORCHESTRATOR_NICE 7)"), started
         tids = [int(t) for t in os.listdir(f"/proc/{orch.p.pid}/task")]
         assert len(tids) >= 2, "the heartbeat thread should be running"
         assert nice_of(orch.p.pid) == 7

@@ -222,9 +222,10 @@ class Orchestrator:
             log.info("removed %d temporary file(s) a stopped run left in %s", removed, self.models_dir)
         interval = float(self.settings.retrain_interval_seconds)
         log.info("orchestrator started: model %s, acquisition %s, every %g s when %d new labels; database %s; "
-                 "models in %s", self.settings.model, self.settings.acquisition, interval,
-                 self.settings.retrain_every_n_labels, self.engine.url.render_as_string(hide_password=True),
-                 self.models_dir)
+                 "models in %s; CPU priority nice %d (ORCHESTRATOR_NICE %d)", self.settings.model,
+                 self.settings.acquisition, interval, self.settings.retrain_every_n_labels,
+                 self.engine.url.render_as_string(hide_password=True), self.models_dir,
+                 os.getpriority(os.PRIO_PROCESS, 0), self.settings.orchestrator_nice)
         last = None
         while not self.stopping:
             last = self.tick(force=force)
@@ -621,9 +622,7 @@ def main(*, once: bool = False, force: bool = False, settings=None, models_dir=N
 
     configure_logging()
     orch = Orchestrator(settings, engine=database_url, models_dir=models_dir)
-    nice = lower_priority(int(orch.settings.orchestrator_nice))  # before any thread or worker starts
-    log.info("running at CPU priority nice %d (ORCHESTRATOR_NICE %d): the pages come first",
-             nice, orch.settings.orchestrator_nice)
+    lower_priority(int(orch.settings.orchestrator_nice))  # before any thread or worker starts
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=int(orch.settings.train_threads))  # for the process's life
