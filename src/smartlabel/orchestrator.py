@@ -19,7 +19,8 @@ inserts a `model_runs` row with status `running` and runs these steps:
 4. `_publish`: predictions go into the new run in bulk (`store.predictions.write`);
    the model file `MODELS_DIR/<timestamp> <cv score>.pkl`, text in
    (`Pipeline([("tfidf", vectoriser), ("clf", head)])`), is written atomically
-   (`modelstore.save`); the row is marked `ok` with its scores; only then
+   (`modelstore.save`; the vectoriser's bytes are pickled once per fit,
+   `modelstore.Unchanged`); the row is marked `ok` with its scores; only then
    `store.runs.set_current` switches the queue to the run in one statement; the
    label-quality pass runs (its failure never fails the run); old predictions and
    model files are pruned; planner statistics are refreshed (`store.stats`); one log
@@ -505,7 +506,9 @@ class Orchestrator:
         full.smartlabel_meta_ = {"run_id": run.id, "model_kind": s.model, "classes": list(map(str, run.model.classes_)),
                                  "n_labels": len(run.y), "cv_accuracy": scores["cv_accuracy"],
                                  "trained_at": utcnow().isoformat()}
-        path = modelstore.save(full, self.models_dir, scores["cv_accuracy"], run_id=run.id)
+        # the vectoriser's bytes are those of the last run's file while it is not refitted
+        path = modelstore.save(full, self.models_dir, scores["cv_accuracy"], run_id=run.id,
+                               unchanged=self.learner.shared_part())
         # From here on the run completes even if a signal arrives: each step is short.
         self._finish(
             run.id, "ok", self._note(run), n_labels=len(run.y), n_classes=len(run.classes),
