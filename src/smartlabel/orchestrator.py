@@ -346,7 +346,7 @@ class Orchestrator:
         self._check_stop()
         prio = coldstart.order_for(learner, open_ids, labelled_ids, rng=np.random.default_rng(run_id))
         self._check_stop()
-        predictions.write(self.engine, run_id, open_ids.tolist(), prio.tolist())
+        predictions.write(self.engine, run_id, open_ids, prio)
         seconds = time.monotonic() - started
         msg = (f"cold start: {len(labelled_ids)} labelled post(s) < COLD_START_LABELS "
                f"{self.settings.cold_start_labels}; representative order, no model")
@@ -496,10 +496,9 @@ class Orchestrator:
     def _publish(self, run: _Run) -> RunResult:
         """Predictions, model file, the run row, then the switch; quality pass and pruning after."""
         s, scores, sc = self.settings, run.scores, run.scored
-        predictions.write(self.engine, run.id, run.open_ids.tolist(), np.asarray(sc.priorities, dtype=float).tolist(),
-                          predicted_labels=sc.labels.tolist(), confidences=sc.confidences.tolist(),
-                          second_labels=sc.second_labels.tolist(), second_confidences=sc.second_confidences.tolist(),
-                          clusters=run.clusters)
+        predictions.write(self.engine, run.id, run.open_ids, np.asarray(sc.priorities, dtype=float),
+                          predicted_labels=sc.labels, confidences=sc.confidences, second_labels=sc.second_labels,
+                          second_confidences=sc.second_confidences, clusters=run.clusters)
         run.seconds_score = time.monotonic() - run.score_started
         self._check_stop()
         full = self.learner.text_model(run.model)  # the model file: text in, probabilities out
