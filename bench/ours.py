@@ -236,8 +236,13 @@ def orchestrator(url: str, models_dir: str):
     from smartlabel.settings import load_settings
 
     logging.getLogger("smartlabel").setLevel(logging.WARNING)
+    from threadpoolctl import threadpool_limits
+
     settings = load_settings(database_url=url, models_dir=models_dir, model="lr", acquisition="entropy",
                              labels=list(LABELS), cold_start_labels=0)  # the model's scoring is what is timed
+    # BLAS threads as `smartlabel orchestrate` sets them (orchestrator.main: TRAIN_THREADS, for
+    # the process's life); with one per core a busy host made the CV and the fit several-fold slower
+    threadpool_limits(limits=int(settings.train_threads))
     return Orchestrator(settings, engine=url, models_dir=models_dir)
 
 

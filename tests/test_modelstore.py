@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
@@ -42,3 +43,59 @@ def test_models_dir_is_created_at_start_or_refused_in_one_line(tmp_path, sqlite_
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [f"error: cannot create MODELS_DIR {blocker / 'models'}: "
                                                "Not a directory; create it, or set MODELS_DIR"]
+
+
+def _fitted_pipeline(texts, y):
+    from sklearn.linear_model import LogisticRegression
+
+    from smartlabel.models import join_pipeline, text_vectorizer
+
+    vec = text_vectorizer()
+    X = vec.fit_transform(texts)
+    return vec, join_pipeline(vec, LogisticRegression().fit(X, y))
+
+
+TEXTS = ["petition rally campaign sign", "pasta garlic dinner recipe", "march vote rally petition",
+         "oven bread dinner garlic"]
+Y = ["Advocacy", "Others", "Advocacy", "Others"]
+
+
+def test_a_shared_part_is_pickled_once_and_the_files_load_with_plain_pickle(tmp_path):
+    """The vectoriser's bytes are made once for every file that holds it; each file loads with
+    plain pickle in a fresh interpreter and predicts what the model in memory predicts."""
+    vec, model = _fitted_pipeline(TEXTS, Y)
+    reuse = modelstore.Unchanged()
+    first = modelstore.save(model, tmp_path, 0.9, run_id=1, unchanged=(reuse, vec))
+    from sklearn.linear_model import LogisticRegression
+
+    from smartlabel.models import join_pipeline
+
+    # a new head on the same vectoriser (the next run): the vectoriser's bytes are reused
+    other = join_pipeline(vec, LogisticRegression(C=0.01).fit(vec.transform(TEXTS), Y))
+    second = modelstore.save(other, tmp_path, 0.8, run_id=2, unchanged=(reuse, vec))
+    assert reuse.pickled == 1
+    probe = ["rally petition vote", "garlic bread"]
+    script = ("import pickle, sys, json; m = pickle.load(open(sys.argv[1], 'rb')); "
+              "print(json.dumps(m.predict_proba(json.loads(sys.argv[2])).tolist()))")
+    for path, m in ((first, model), (second, other)):
+        out = subprocess.run([sys.executable, "-c", script, str(path), json.dumps(probe)], capture_output=True,
+                             text=True, timeout=120, env={"PYTHONPATH": str(ROOT / "src")})
+        assert out.returncode == 0, out.stderr
+        got = [p for row in json.loads(out.stdout) for p in row]
+        assert got == pytest.approx(m.predict_proba(probe).ravel().tolist(), abs=1e-12)
+    assert pickle.loads(second.read_bytes()).named_steps["tfidf"].vocabulary_ == vec.vocabulary_
+
+
+def test_a_refitted_or_changed_part_is_pickled_again(tmp_path):
+    vec, model = _fitted_pipeline(TEXTS, Y)
+    reuse = modelstore.Unchanged()
+    modelstore.save(model, tmp_path, 0.9, run_id=1, unchanged=(reuse, vec))
+    # a refit is a new vectoriser: its own bytes, and the file holds the new vocabulary
+    vec2, model2 = _fitted_pipeline(TEXTS + ["tax reform budget vote"], Y + ["Advocacy"])
+    path = modelstore.save(model2, tmp_path, 0.9, run_id=2, unchanged=(reuse, vec2))
+    assert reuse.pickled == 2
+    assert "budget" in pickle.loads(path.read_bytes()).named_steps["tfidf"].vocabulary_
+    # an attribute replaced on the same object is seen too
+    vec2.vocabulary_ = {**vec2.vocabulary_, "zzz": len(vec2.vocabulary_)}
+    path = modelstore.save(model2, tmp_path, 0.9, run_id=3, unchanged=(reuse, vec2))
+    assert reuse.pickled == 3 and "zzz" in pickle.loads(path.read_bytes()).named_steps["tfidf"].vocabulary_

@@ -367,3 +367,61 @@ def test_a_run_refreshes_planner_statistics_on_postgresql_and_leaves_none_on_sql
         WHERE s.relname IN ('predictions', 'labels', 'items', 'handouts')""")}
     assert all(got[t]["last_analyze"] is not None for t in ("predictions", "labels", "items", "handouts"))
     assert (got["predictions"]["reltuples"], got["labels"]["reltuples"], got["items"]["reltuples"]) == (30, 30, 60)
+
+
+def _last_analyze(engine) -> dict:
+    return {r["relname"]: r["last_analyze"] for r in rows(engine, "SELECT relname, last_analyze FROM pg_stat_user_tables")}
+
+
+def _wait_for_counted_changes(engine, table: str, at_least: int) -> None:
+    """PostgreSQL counts a backend's row changes in pg_stat_user_tables about a second after its
+    commits: wait for them (bounded) so the next run sees what the labellers changed."""
+    for _ in range(300):
+        got = rows(engine, "SELECT n_mod_since_analyze AS n FROM pg_stat_user_tables WHERE relname = :t", t=table)
+        if got and got[0]["n"] >= at_least:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"PostgreSQL never counted {at_least} changed rows of {table}: {got}")
+
+
+def test_a_run_analyzes_the_tables_it_wrote_and_only_the_stale_others(corpus, engine_for, tmp_path):
+    """After a run: predictions and model_runs always; items and labels only once more than a
+    tenth of their rows changed since their last ANALYZE (SQLite: no statistics at all)."""
+    url, truth = corpus
+    engine = engine_for(url)
+    label_with_queue(url, truth, per_worker=10)  # 30 of 60 posts
+    orch = orchestrator(url, tmp_path / "models")
+    assert orch.tick().status == "ok"
+    if engine.dialect.name == "sqlite":
+        assert orch.tick(force=True).status == "ok"
+        assert rows(engine, "SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'") == []
+        return
+    first = _last_analyze(engine)
+    assert all(first[t] is not None for t in ("items", "labels", "predictions", "model_runs"))
+    # nothing labelled since: the tables the run wrote are analyzed, the others are left alone
+    assert orch.tick(force=True).status == "ok"
+    second = _last_analyze(engine)
+    assert second["predictions"] > first["predictions"] and second["model_runs"] > first["model_runs"]
+    assert (second["items"], second["labels"]) == (first["items"], first["labels"])
+    # 12 more labels: 12 of 60 posts and 12 labels on 30 changed, more than a tenth of each
+    label_with_queue(url, truth, workers=("dan", "eve"), per_worker=6, seed=3)
+    _wait_for_counted_changes(engine, "items", 12)
+    _wait_for_counted_changes(engine, "labels", 12)
+    assert orch.tick(force=True).status == "ok"
+    third = _last_analyze(engine)
+    assert third["items"] > second["items"] and third["labels"] > second["labels"]
+    assert third["predictions"] > second["predictions"]
+
+
+def test_the_vectoriser_is_pickled_once_for_every_model_file_of_a_pool(corpus, engine_for, tmp_path):
+    url, truth = corpus
+    label_with_queue(url, truth, per_worker=10)
+    orch = orchestrator(url, tmp_path / "m")
+    made = [orch.tick(force=True).model_path for _ in range(2)]
+    reuse, vectoriser = orch.learner.shared_part()
+    assert reuse.pickled == 1
+    probe = ["petition rally campaign sign", "pasta garlic dinner recipe"]
+    for path in made:  # each file is whole on its own, text in
+        model = pickle.loads(Path(path).read_bytes())
+        assert model.named_steps["tfidf"].vocabulary_ == vectoriser.vocabulary_
+        assert list(model.predict(probe)) == ["Advocacy", "Others"]

@@ -43,25 +43,66 @@ def test_write_takes_numpy_values(db_url, engine_for):
 
 
 def test_write_keeps_awkward_labels_nulls_and_full_precision(db_url, engine_for):
-    """COPY's text format on PostgreSQL: tabs, newlines and backslashes in a label survive,
-    None is NULL, floats keep every digit; SQLite stores the same."""
+    """Binary COPY on PostgreSQL: tabs, newlines, backslashes, non-ASCII and empty labels
+    survive, None is NULL, floats keep every digit; SQLite stores the same."""
     import numpy as np
 
-    ids = seed_items(db_url, 4)
+    ids = seed_items(db_url, 6)
     engine = engine_for(db_url)
     run = new_run(engine)
-    awkward = ["a\tb", "line\nbreak", "back\\slash \\N", "plain"]
-    priorities = np.array([1 / 3, -1e300, 2.0 ** -40, 123456789.123456789])
+    awkward = ["a\tb", "line\nbreak", "back\\slash \\N", "plain", "Économie – ✓", ""]
+    priorities = np.array([1 / 3, -1e300, 2.0 ** -40, 123456789.123456789, float("inf"), -0.0])
     store_predictions.write(engine, run, np.array(ids), priorities, predicted_labels=awkward,
-                            confidences=[0.5, None, 0.25, 1.0], clusters=[ids[0], None, ids[0], None])
+                            confidences=[0.5, None, 0.25, 1.0, None, 0.0],
+                            clusters=[ids[0], None, ids[0], None, None, ids[5]])
     with engine.connect() as conn:
         got = conn.execute(text("SELECT predicted_label, priority, confidence, second_label, cluster "
                                 "FROM predictions WHERE run_id = :r ORDER BY item_id"), {"r": run}).all()
     assert [r[0] for r in got] == awkward
     assert [r[1] for r in got] == priorities.tolist()
-    assert [r[2] for r in got] == [0.5, None, 0.25, 1.0]
-    assert [r[3] for r in got] == [None] * 4
-    assert [r[4] for r in got] == [ids[0], None, ids[0], None]
+    assert [r[2] for r in got] == [0.5, None, 0.25, 1.0, None, 0.0]
+    assert [r[3] for r in got] == [None] * 6
+    assert [r[4] for r in got] == [ids[0], None, ids[0], None, None, ids[5]]
+
+
+def test_write_stores_every_row_of_every_layout_in_several_copies(db_url, engine_for, monkeypatch):
+    """Rows of mixed layouts (labels, NULLs), arrays and lists, written in COPYs of 7 rows on
+    PostgreSQL (the rows are grouped by layout inside each COPY): every row reads back as given."""
+    import numpy as np
+
+    monkeypatch.setattr(store_predictions, "COPY_ROWS", 7)
+    n = 60
+    ids = seed_items(db_url, n)
+    engine = engine_for(db_url)
+    run = new_run(engine)
+    rng = np.random.default_rng(5)
+    labels = np.array(["Advocacy", "Others", "Personal Stories", None], dtype=object)
+    l1, l2 = labels[rng.integers(0, 4, n)], labels[rng.integers(0, 3, n)]
+    conf = [None if k % 5 == 0 else float(v) for k, v in enumerate(rng.random(n))]
+    second = rng.random(n).astype(np.float32)  # float32 values are stored as they are
+    priorities = rng.normal(size=n)
+    clusters = [ids[k - k % 4] if k % 3 == 0 else None for k in range(n)]
+    store_predictions.write(engine, run, ids, priorities, predicted_labels=l1, confidences=conf,
+                            second_labels=list(l2), second_confidences=second, clusters=clusters)
+    with engine.connect() as conn:
+        got = conn.execute(text("SELECT item_id, predicted_label, confidence, second_label, second_confidence, "
+                                "priority, cluster FROM predictions WHERE run_id = :r ORDER BY item_id"),
+                           {"r": run}).all()
+    assert [tuple(r) for r in got] == list(zip(ids, l1.tolist(), conf, l2.tolist(), second.astype(float).tolist(),
+                                               priorities.tolist(), clusters))
+
+
+def test_binary_copy_refuses_numbers_postgresql_cannot_hold_as_integers():
+    """The encoder checks what it packs into 32 bits: no id silently wrapped or cut."""
+    from smartlabel.store.predictions import Column
+
+    with pytest.raises(ValueError, match="item_id holds values outside PostgreSQL's integer range"):
+        Column.of([1, 2 ** 31], "int4", 2, "item_id")
+    with pytest.raises(ValueError, match="cluster holds values that are not whole numbers"):
+        Column.of([1.5, None], "int4", 2, "cluster")
+    with pytest.raises(ValueError, match="priority holds values that are not numbers"):
+        Column.of(["high", "low"], "float8", 2, "priority")
+    assert Column.of([None, 2 ** 31 - 1], "int4", 2, "cluster").code.tolist() == [0, 1]
 
 
 def test_deleting_a_post_deletes_its_predictions(db_url, engine_for):

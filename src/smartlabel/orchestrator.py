@@ -19,7 +19,8 @@ inserts a `model_runs` row with status `running` and runs these steps:
 4. `_publish`: predictions go into the new run in bulk (`store.predictions.write`);
    the model file `MODELS_DIR/<timestamp> <cv score>.pkl`, text in
    (`Pipeline([("tfidf", vectoriser), ("clf", head)])`), is written atomically
-   (`modelstore.save`); the row is marked `ok` with its scores; only then
+   (`modelstore.save`; the vectoriser's bytes are pickled once per fit,
+   `modelstore.Unchanged`); the row is marked `ok` with its scores; only then
    `store.runs.set_current` switches the queue to the run in one statement; the
    label-quality pass runs (its failure never fails the run); old predictions and
    model files are pruned; planner statistics are refreshed (`store.stats`); one log
@@ -346,7 +347,7 @@ class Orchestrator:
         self._check_stop()
         prio = coldstart.order_for(learner, open_ids, labelled_ids, rng=np.random.default_rng(run_id))
         self._check_stop()
-        predictions.write(self.engine, run_id, open_ids.tolist(), prio.tolist())
+        predictions.write(self.engine, run_id, open_ids, prio)
         seconds = time.monotonic() - started
         msg = (f"cold start: {len(labelled_ids)} labelled post(s) < COLD_START_LABELS "
                f"{self.settings.cold_start_labels}; representative order, no model")
@@ -496,17 +497,18 @@ class Orchestrator:
     def _publish(self, run: _Run) -> RunResult:
         """Predictions, model file, the run row, then the switch; quality pass and pruning after."""
         s, scores, sc = self.settings, run.scores, run.scored
-        predictions.write(self.engine, run.id, run.open_ids.tolist(), np.asarray(sc.priorities, dtype=float).tolist(),
-                          predicted_labels=sc.labels.tolist(), confidences=sc.confidences.tolist(),
-                          second_labels=sc.second_labels.tolist(), second_confidences=sc.second_confidences.tolist(),
-                          clusters=run.clusters)
+        predictions.write(self.engine, run.id, run.open_ids, np.asarray(sc.priorities, dtype=float),
+                          predicted_labels=sc.labels, confidences=sc.confidences, second_labels=sc.second_labels,
+                          second_confidences=sc.second_confidences, clusters=run.clusters)
         run.seconds_score = time.monotonic() - run.score_started
         self._check_stop()
         full = self.learner.text_model(run.model)  # the model file: text in, probabilities out
         full.smartlabel_meta_ = {"run_id": run.id, "model_kind": s.model, "classes": list(map(str, run.model.classes_)),
                                  "n_labels": len(run.y), "cv_accuracy": scores["cv_accuracy"],
                                  "trained_at": utcnow().isoformat()}
-        path = modelstore.save(full, self.models_dir, scores["cv_accuracy"], run_id=run.id)
+        # the vectoriser's bytes are those of the last run's file while it is not refitted
+        path = modelstore.save(full, self.models_dir, scores["cv_accuracy"], run_id=run.id,
+                               unchanged=self.learner.shared_part())
         # From here on the run completes even if a signal arrives: each step is short.
         self._finish(
             run.id, "ok", self._note(run), n_labels=len(run.y), n_classes=len(run.classes),

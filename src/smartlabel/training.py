@@ -7,6 +7,7 @@
     fitted = learner.fit(X, y)
     scored = learner.score(fitted, open_ids, "entropy", rng)   # priorities and the two best labels
     model_file = learner.text_model(fitted)               # Pipeline([("tfidf", ...), ("clf", ...)])
+    modelstore.save(model_file, "models", score, unchanged=learner.shared_part())
 
 A Learner owns:
 
@@ -78,7 +79,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 
-from smartlabel import acquisition
+from smartlabel import acquisition, modelstore
 from smartlabel.errors import SmartlabelError
 from smartlabel.models import join_pipeline, make_model, split_pipeline
 
@@ -139,6 +140,7 @@ class Learner:
             path = cache_path(models_dir, parts[0]) if models_dir is not None else None
             self.cache = FeatureCache(parts[0], path)
         self._fetch: FetchTexts | None = None
+        self._pickled = modelstore.Unchanged()  # the vectoriser's bytes in the model files
 
     def new_model(self, random_state: int = 0):
         """A fresh, unfitted text-in model from the registry."""
@@ -200,6 +202,14 @@ class Learner:
     def text_model(self, fitted):
         """The fitted model as one text-in estimator: `Pipeline([("tfidf", ...), ("clf", fitted)])`."""
         return fitted if self.cache is None else join_pipeline(self.cache.vectorizer, fitted)
+
+    def shared_part(self):
+        """For `modelstore.save(text_model(...), unchanged=...)`: the cached vectoriser, which
+        every model file of this pool holds, pickled once until it is refitted (None for a
+        model that reads raw text)."""
+        if self.cache is None or self.cache.vectorizer is None:
+            return None
+        return self._pickled, self.cache.vectorizer
 
     # -- scoring --
 
