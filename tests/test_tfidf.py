@@ -260,3 +260,29 @@ def test_count_uses_the_fast_counter_for_smartlabels_vectoriser(pool, monkeypatc
     _same(tfidf.count(vec, pool, workers=1), expected)
     assert calls  # the fast path ran
     _same(tfidf.count(vec, pool, workers=2), expected)
+
+
+@pytest.mark.parametrize("smooth", [False, True])
+def test_idf_in_slices_equals_scikit_learns_fit(pool, smooth, monkeypatch):
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    counter = _fitted_counter(pool, ngram_range=(1, 2), dtype=np.float32)
+    counts = tfidf.NgramCounter.of(counter).transform(pool)
+    monkeypatch.setattr(tfidf, "WEIGHT_SLICE", 1000)  # many slices
+    got = tfidf._idf(counts, smooth)
+    expected = TfidfTransformer(smooth_idf=smooth).fit(counts).idf_
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_consumed_posts_are_released_once_the_workers_have_forked(texts, monkeypatch):
+    monkeypatch.setattr(tfidf, "PARALLEL_MIN", 10)
+    vec = text_vectorizer().set_params(vocabulary=text_vectorizer().fit(texts[:80]).vocabulary_)
+    serial = tfidf.count(vec, texts, workers=1)
+    mine = list(texts)
+    forked = tfidf.count(vec, mine, workers=2, consume=True)
+    assert mine == [] and (serial != forked).nnz == 0 and forked.shape == serial.shape
+    # a worker forked after the release (the pool replacing one) refuses to count nothing
+    monkeypatch.setattr(tfidf, "_TEXTS", [])
+    monkeypatch.setattr(tfidf, "_COUNT", lambda docs: None)
+    with pytest.raises(RuntimeError, match="after the posts were released"):
+        tfidf._count_part((0, 5))

@@ -59,14 +59,35 @@ def fit_transform(template, texts: Sequence[str], *, sample: int = VOCABULARY_SA
     probe = clone(template)
     probe.fit([texts[i] for i in picked])
     vec = clone(template).set_params(vocabulary=probe.vocabulary_)
-    # the pool's texts (hundreds of MB at 1M posts) are let go once counted, before the
-    # counted parts are stacked into one matrix
+    # the pool's texts (hundreds of MB at 1M posts) are let go as soon as the counting
+    # workers have forked, before the counted parts come back
     counts = count(vec, texts, workers=workers, consume=True)
     del texts
     weights = TfidfTransformer(norm=vec.norm, use_idf=True, smooth_idf=vec.smooth_idf,
-                               sublinear_tf=vec.sublinear_tf).fit(counts)
+                               sublinear_tf=vec.sublinear_tf)
+    weights.idf_ = _idf(counts, vec.smooth_idf)  # what weights.fit(counts) sets, without its big temporary
     vec.idf_ = weights.idf_  # sklearn's setter: the fitted vectoriser transforms like a plain fit
     return vec, _weighted(counts, weights)
+
+
+def _idf(counts: sp.csr_matrix, smooth_idf: bool) -> np.ndarray:
+    """`TfidfTransformer(smooth_idf=...).fit(counts).idf_`, the same values and dtype, with the
+    document frequencies counted in slices: scikit-learn's `np.bincount(X.indices)` first
+    copies every column index into an int64 array (690 MB at 1M posts), which was the
+    orchestrator's peak memory of a first run."""
+    n_rows, n_columns = counts.shape
+    df = np.zeros(n_columns, dtype=np.int64)
+    for start in range(0, counts.nnz, WEIGHT_SLICE):
+        df += np.bincount(counts.indices[start:start + WEIGHT_SLICE], minlength=n_columns)
+    dtype = counts.dtype if counts.dtype in (np.float64, np.float32) else np.float64
+    df = df.astype(dtype)
+    df += float(smooth_idf)
+    n_rows += int(smooth_idf)
+    idf = np.full_like(df, fill_value=n_rows, dtype=dtype)
+    idf /= df
+    np.log(idf, out=idf)
+    idf += 1.0
+    return idf
 
 
 def _weighted(X: sp.csr_matrix, weights: TfidfTransformer) -> sp.csr_matrix:
@@ -91,7 +112,9 @@ def _weighted(X: sp.csr_matrix, weights: TfidfTransformer) -> sp.csr_matrix:
 def count(vectorizer, texts: Sequence[str], *, workers: int | None = None, consume: bool = False) -> sp.csr_matrix:
     """Term counts of `texts` against the vectoriser's fixed vocabulary (`vocabulary=`).
 
-    `consume`: `texts` is a list the caller no longer needs; it is emptied once counted."""
+    `consume`: `texts` is a list the caller no longer needs; it is emptied as soon as the
+    counting workers have forked (they keep their copy), and the C heap's free pages are
+    handed back to the system, so the parts coming back do not sit on top of the texts."""
     params = CountVectorizer().get_params()
     counter = CountVectorizer(**{k: v for k, v in vectorizer.get_params().items() if k in params})
     counter.set_params(dtype=np.float32)
@@ -107,6 +130,9 @@ def count(vectorizer, texts: Sequence[str], *, workers: int | None = None, consu
     try:
         bounds = np.linspace(0, n, workers * 4 + 1).astype(int)
         with mp.get_context("fork").Pool(workers) as pool:
+            if consume:
+                texts.clear()  # the workers hold their own (copy-on-write) view of the posts
+                _release_free_memory()
             parts = pool.map(_count_part, list(zip(bounds[:-1], bounds[1:])))
     finally:
         _TEXTS, _COUNT = (), None
@@ -143,7 +169,21 @@ def _stack(parts: list[sp.csr_matrix], n_columns: int, dtype=np.float32) -> sp.c
 
 def _count_part(bounds: tuple[int, int]) -> sp.csr_matrix:
     lo, hi = bounds
+    if hi > len(_TEXTS):  # a worker forked after the parent let the posts go (the pool replaced one)
+        raise RuntimeError(f"counting posts {lo}..{hi}: this worker started after the posts were released")
     return _COUNT(_TEXTS[lo:hi])
+
+
+def _release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc's malloc_trim). Posts of more
+    than 512 bytes live in malloc's heap, not Python's arenas, and free() keeps their
+    pages: without this, a million released posts still count in the process's memory."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 # --- counting n-grams against a fixed vocabulary, in bulk -------------------------------
