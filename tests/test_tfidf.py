@@ -286,3 +286,54 @@ def test_consumed_posts_are_released_once_the_workers_have_forked(texts, monkeyp
     monkeypatch.setattr(tfidf, "_COUNT", lambda docs: None)
     with pytest.raises(RuntimeError, match="after the posts were released"):
         tfidf._count_part((0, 5))
+
+
+# --- fit_vocabulary: scikit-learn's choice of terms ---------------------------------------
+
+FIT_SETTINGS = SETTINGS + [
+    dict(ngram_range=(1, 2), strip_accents="unicode", max_features=500),  # a cut among many ties
+    dict(ngram_range=(1, 2), max_features=200, binary=True),  # ranked by document frequency
+    dict(ngram_range=(1, 2), min_df=2, max_df=40),
+    dict(ngram_range=(1, 2), min_df=0.01, max_df=0.5, max_features=300, dtype=np.float32),
+    dict(ngram_range=(1, 1), max_features=25),
+    dict(ngram_range=(2, 2), max_features=100, stop_words="english"),
+]
+
+
+@pytest.mark.parametrize("settings", FIT_SETTINGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+def test_fit_vocabulary_equals_scikit_learns(pool, settings):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    for docs in (pool, TRICKY, pool[:37] + TRICKY):
+        expected = CountVectorizer(**settings).fit(docs).vocabulary_
+        got = tfidf.fit_vocabulary(CountVectorizer(**settings), docs)
+        assert got == expected
+        assert list(got) == list(expected)  # its dict order too (a pickled vectoriser is the same)
+
+
+def test_fit_vocabulary_of_smartlabels_vectoriser_on_a_sizeable_corpus():
+    """Many terms seen equally often around the max_features cut: the cut must fall where
+    scikit-learn's falls."""
+    rng = np.random.default_rng(3)
+    words = ["".join(rng.choice(list("bcdfgklmnprstaeiou"), size=rng.integers(1, 7))) for _ in range(5_000)]
+    posts = [" ".join(rng.choice(words, size=int(k))) for k in rng.integers(0, 60, 4_000)]
+    template = text_vectorizer(max_features=20_000)
+    expected = template.fit(posts).vocabulary_
+    got = tfidf.fit_vocabulary(text_vectorizer(max_features=20_000), posts)
+    assert len(expected) == 20_000 and got == expected and list(got) == list(expected)
+
+
+@pytest.mark.parametrize("docs, settings", [
+    (["", "  ", "a b c"], {}),  # no term: scikit-learn raises "empty vocabulary"
+    (["the and of", "to the"], dict(stop_words="english")),
+    (["some text here", "more text"], dict(min_df=5)),  # nothing left after pruning
+    (["some text", "more text"], dict(min_df=2, max_df=1)),  # max_df below min_df
+    (["some text", b"bytes here"], {}),
+    (["some text"], dict(ngram_range=(1, 3))),
+    (["some text"], dict(vocabulary=["some", "text"])),
+    ([], {}),
+])
+def test_fit_vocabulary_leaves_the_rest_to_scikit_learn(docs, settings):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    assert tfidf.fit_vocabulary(CountVectorizer(**settings), docs) is None
