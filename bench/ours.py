@@ -9,6 +9,8 @@ last stdout line (progress goes to stderr):
                      posts (+300 labelled), optionally a current run and the feature cache
     ours.py reprio   --url URL [--models-dir D]               two orchestrator runs (warm cache); the second is
                                                               the steady state
+    ours.py cold     --url URL                                a cold `smartlabel orchestrate --once` (new process,
+                                                              empty MODELS_DIR): what an operator's first run costs
     ours.py handout  --url URL --workers W --ops N [--think-ms T]
     ours.py stall    --url URL --workers W --think-ms T       labellers while a cycle is written
 """
@@ -323,6 +325,51 @@ def reprio(url: str, models_dir: str | None) -> dict:
     return out
 
 
+# --- a cold first run: `smartlabel orchestrate --once` as an operator starts it ----------------
+#
+# A new process with an empty MODELS_DIR: start-up and imports, the first TF-IDF fit on
+# every post (no feature cache), cross-validation, fit, scoring, writing, switching. Issue
+# 16 compares it with the baseline's retrain() on the same pool. The process is watched
+# by bench_scale.Watched (the 1M benchmark's): wall seconds to its exit, CPU seconds (its
+# own and its finished children's, the TF-IDF counting workers), peak resident memory.
+
+
+def cold(url: str, timeout: float = 1800.0) -> dict:
+    import shutil
+    import tempfile
+
+    from sqlalchemy import text
+
+    import bench_scale
+
+    models = Path(tempfile.mkdtemp(prefix="smartlabel-bench-cold-"))
+    log = Path(tempfile.mkdtemp(prefix="smartlabel-bench-cold-log-")) / "cold.log"
+    try:
+        env = bench_scale.orchestrate_env(url, models, every=1)
+        env.update(ACQUISITION="entropy", COLD_START_LABELS="0")  # as ours.py reprio's orchestrator
+        proc = bench_scale.Watched([*bench_scale.smartlabel_cmd(), "orchestrate", "--once", "--force"], env, log)
+        code = proc.finish(timeout)
+        seconds = time.monotonic() - proc.t0
+        if code != 0:
+            return {"error": f"orchestrate --once exited with {code}: "
+                             + " | ".join(line for _t, line in proc.lines[-5:])}
+        engine = _engine(url)
+        with engine.connect() as conn:
+            run = conn.execute(text("SELECT id, status, n_scored, n_labels FROM model_runs "
+                                    "ORDER BY id DESC LIMIT 1")).one()
+            current = conn.execute(text("SELECT current_run_id FROM queue_state WHERE id = 1")).scalar_one()
+        engine.dispose()
+        if run.status != "ok":
+            return {"error": f"the cold run {run.id} ended {run.status}, not ok"}
+        return {"seconds": seconds, "cpu_seconds": proc.cpu_seconds, "peak_rss_mb": proc.peak_rss,
+                "peak_rss_with_children_mb": proc.peak_tree, "run_id": run.id, "status": run.status,
+                "n_scored": run.n_scored, "n_labels": run.n_labels, "current_run_id": current,
+                "phases": bench_scale.phases(proc.lines, run.id)["lines"], "load_average_after": list(os.getloadavg())}
+    finally:
+        shutil.rmtree(models, ignore_errors=True)
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
 # --- labellers ----------------------------------------------------------------------------
 
 
@@ -386,7 +433,7 @@ def stall(url: str, workers: int, think_ms: float, quiet_s: float, models_dir: s
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["features", "seed", "reprio", "handout", "stall"])
+    ap.add_argument("command", choices=["features", "seed", "reprio", "cold", "handout", "stall"])
     ap.add_argument("--url")
     ap.add_argument("--features", help="features: where to write them; seed: the file to build a cache from")
     ap.add_argument("--models-dir", help="seed: where to write the feature cache; reprio/stall: where it is")
@@ -405,6 +452,8 @@ def main(argv=None) -> None:
         emit(seed(a.url, a.corpus, a.n, a.run, a.features, a.models_dir, a.n_train))
     elif a.command == "reprio":
         emit(reprio(a.url, a.models_dir))
+    elif a.command == "cold":
+        emit(cold(a.url))
     elif a.command == "handout":
         emit(handout(a.url, a.workers, a.ops, a.think_ms))
     else:

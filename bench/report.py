@@ -320,6 +320,7 @@ def block_reprio(rep: dict | None) -> str:
             return _f(r.get(key)) if key in r else f"failed: {r.get('error', '?')}"
 
         first = o.get("first_run") or {}
+        cold = o.get("cold") if isinstance(o.get("cold"), dict) else None
         rows.append([row["backend"], f"{row['n']:,}",
                      cell(o), cell(o, "score_seconds"), cell(o, "write_seconds"),
                      cell(b), cell(b, "read_seconds"), cell(b, "score_seconds"), cell(b, "write_seconds"),
@@ -327,11 +328,18 @@ def block_reprio(rep: dict | None) -> str:
                      _ratio((b or {}).get("write_seconds"), o.get("write_seconds")),
                      cell(o, "retrain_seconds"), cell(b, "retrain_seconds"),
                      _ratio((b or {}).get("retrain_seconds"), o.get("retrain_seconds")),
-                     _f(first.get("seconds"))])
+                     _f(first.get("seconds")),
+                     cell(cold) if cold else "–",
+                     _ratio((b or {}).get("retrain_seconds"), (cold or {}).get("seconds"))])
     head = ["Database", "Posts", "**Ours: cycle s**", "scoring s", "writing s", "**Baseline: cycle s**",
             "reading s", "scoring s", "writing s", "**Ratio (cycle)**", "Ratio (writing)",
-            "Ours: whole run s", "Baseline: whole retrain s", "Ratio (whole)", "Ours: cycle, 1st run of a process s"]
+            "Ours: whole run s", "Baseline: whole retrain s", "Ratio (whole)", "Ours: cycle, 1st run of a process s",
+            "Ours: cold `orchestrate --once` s", "Ratio (cold vs baseline retrain)"]
     out = _table(head, rows)
+    if any(isinstance((row.get("ours") or {}).get("cold"), dict) for row in rep["rows"]):
+        out += ("\n\nThe cold `orchestrate --once` is a new process on a copy of the pool with an empty MODELS_DIR: "
+                "start-up, the first TF-IDF fit on every post, cross-validation, fit, scoring, writing, as an "
+                "operator's first run on a new pool (the baseline's retrain() keeps nothing between runs either).")
     f = rep.get("features") or {}
     if "fit_transform_seconds" in f:
         out += (f"\n\nOnce per pool (not in the cycle): the orchestrator's first run fits its TF-IDF on every post; "

@@ -77,12 +77,21 @@ def test_reprioritisation_writes_every_open_post_on_both_sides(smoke):
         assert ours["current_run_id"] == ours["run_id"]
         assert ours["n_labels"] == N_TRAIN  # the orchestrator trained on the seeded labels
         assert ours["retrain_seconds"] >= ours["seconds"] >= ours["write_seconds"] > 0
+        if r["backend"] == "postgresql":  # a cold `orchestrate --once` on a copy of the pool
+            cold = ours["cold"]
+            assert "error" not in cold, cold
+            assert cold["status"] == "ok" and cold["current_run_id"] == cold["run_id"]
+            assert cold["n_scored"] == open_posts and cold["n_labels"] == N_TRAIN
+            assert cold["seconds"] > 0 and cold["peak_rss_mb"] > 0
+            assert any("features: vectoriser fitted" in p["after"] for p in cold["phases"])  # no cache: a fit
+        else:
+            assert "cold" not in ours
         base = r["baseline"]
         assert "error" not in base, base
         assert base["n_scored"] == base["stored_priorities"] == base["open_posts"] == open_posts
         assert r["baseline_seed"]["versions"]["superintendent"] == "0.6.0"
         assert r["baseline_seed"]["versions"]["sqlmodel"] == "0.0.44"
-    assert "reprio postgresql" in log  # progress is shown as it runs
+    assert "reprio postgresql" in log and "cold  postgresql" in log  # progress is shown as it runs
 
 
 @pytest.mark.slow
