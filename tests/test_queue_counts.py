@@ -117,3 +117,53 @@ def test_migration_counts_the_posts_already_there(pg_admin_url):
         assert not conn.execute(text("SELECT to_regclass('item_counts')")).scalar()
     upgrade(url).dispose()
     assert _counted(_queue(url, "x")) == (5, 2)
+
+
+def test_backends_started_together_count_on_rows_of_their_own(pg_url):
+    """PostgreSQL (SQLite has one writer at a time): a post made done updates the backend's
+    counter row and holds it until commit. Two backends whose pids are 8 apart (labellers'
+    backends started together: pids in sequence) shared a row with 0008's 8 shards, so one's
+    submit waited for the other's commit; with 0010's 64 they do not."""
+    ids = seed_items(pg_url, 2)
+    engine = make_engine(pg_url, pool_size=20, max_overflow=0)
+    conns = []
+    try:
+        first = engine.raw_connection()
+        conns.append(first)
+        pid = _pid(first)
+        other = None
+        for _ in range(40):  # pids come in sequence: one 8 after the first comes soon
+            c = engine.raw_connection()
+            conns.append(c)
+            if _pid(c) % 8 == pid % 8 and _pid(c) != pid:
+                other = c
+                break
+        if other is None:
+            import pytest
+
+            pytest.skip("no second backend with a pid 8 apart (pids not handed out in sequence here)")
+        assert (_pid(other) - pid) % 64 != 0, "the two backends share a counter row by chance"
+        with first.cursor() as cur:
+            cur.execute("UPDATE items SET done = true WHERE id = %s", (ids[0],))  # not committed
+        with other.cursor() as cur:
+            # waits for `first`'s commit only if both count on the same row: then the
+            # lock timeout ends it (a wait that cannot end on its own, not a timing check)
+            cur.execute("SET lock_timeout = '10s'")
+            cur.execute("UPDATE items SET done = true WHERE id = %s", (ids[1],))
+        other.commit()
+        first.commit()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT SUM(done) FROM item_counts")).scalar_one() == 2
+            assert conn.execute(text("SELECT COUNT(*) FROM item_counts")).scalar_one() == 64
+    finally:
+        for c in conns:
+            c.close()
+        engine.dispose()
+
+
+def _pid(raw) -> int:
+    with raw.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    raw.commit()
+    return pid

@@ -288,7 +288,8 @@ orchestrator_heartbeat = Table(
 
 # "done of total" for the progress bar without scanning `items`: triggers on `items`
 # (migration 0008) keep these rows exact in the same transaction; the counts are the
-# SUM over the rows (PostgreSQL spreads the updates over 8 shards, SQLite uses one).
+# SUM over the rows (PostgreSQL spreads the updates over 64 shards since migration 0010,
+# SQLite uses one).
 item_counts = Table(
     "item_counts",
     metadata,

@@ -86,10 +86,12 @@ _CANDIDATES = {
         ORDER BY le0.leased_at LIMIT 1""",
     # the current run's priorities, best first; while they are a cold-start order
     # (smartlabel.coldstart: a representative order of the pool, before a model can rank
-    # posts) the hand-out's reason is 'coldstart' ("chosen to represent the pool")
+    # posts) the hand-out's reason is 'coldstart' ("chosen to represent the pool"). A LEFT
+    # JOIN: `predictions` has no foreign key to `model_runs` (migration 0008), and a run's
+    # row gone (deleted by hand) must not hide its posts from every path
     "priority": f"""
         SELECT i.id, p.run_id, CASE WHEN r.acquisition = 'coldstart' THEN 'coldstart' ELSE :reason END AS reason
-        FROM predictions p JOIN items i ON i.id = p.item_id JOIN model_runs r ON r.id = p.run_id
+        FROM predictions p JOIN items i ON i.id = p.item_id LEFT JOIN model_runs r ON r.id = p.run_id
         WHERE p.run_id = {_CURRENT_RUN}
           AND {_FREE} {_NOT_SKIPPED}
         ORDER BY p.priority DESC LIMIT 1""",
@@ -173,7 +175,11 @@ def _pg_pop_sql(candidate: str) -> tuple[str, ...]:
     Two statements sent as one query string (see _PgStatements): the SET LOCAL (this
     transaction only), then one statement that picks, claims and logs the post and
     returns what the page shows of it. The reason is the path's (`:reason`) unless the
-    candidate names its own (a `reason` column: "priority" during a cold start)."""
+    candidate names its own (a `reason` column: "priority" during a cold start).
+
+    No row: the path has no post for this worker. A row with `candidate_id` but no `id`:
+    a lost race (another labeller's hand-out of that post committed after this statement's
+    snapshot was taken; its lease is live, so the claim did nothing): see LOST_RACE."""
     reason = "reason" if "AS reason" in candidate else ":reason"
     return (_ASYNC_COMMIT, f"""
     WITH cand AS ({candidate} FOR NO KEY UPDATE OF i SKIP LOCKED),
@@ -186,8 +192,9 @@ def _pg_pop_sql(candidate: str) -> tuple[str, ...]:
         SELECT item_id, :worker, :now, reason, run_id FROM claimed
         RETURNING item_id, reason
     )
-    SELECT {_ITEM_COLUMNS}, g.reason AS handout_reason
-    FROM logged g JOIN items i ON i.id = g.item_id
+    SELECT c.id AS candidate_id, {_ITEM_COLUMNS}, g.reason AS handout_reason
+    FROM cand c LEFT JOIN logged g ON g.item_id = c.id
+    LEFT JOIN items i ON i.id = g.item_id
     LEFT JOIN predictions p ON p.item_id = i.id AND p.run_id = {_CURRENT_RUN}""")
 
 
@@ -281,6 +288,19 @@ _ANY_OPEN_FOR = f"""
       AND NOT EXISTS (SELECT 1 FROM leases le WHERE le.item_id = i.id
                       AND le.expires_at > :now AND le.worker_id <> :worker)
     LIMIT 1"""
+
+# What LabelQueue._claim answers when a path saw a post as free but lost it: on PostgreSQL
+# another labeller's hand-out of it committed after the statement's snapshot was taken and
+# before it locked the row (SKIP LOCKED skips only rows locked *now*), so the claim met a
+# live lease. The pop tries the same draw again at once, on a fresh snapshot that sees the
+# winner's lease: it gets the next best post. Falling through to the next paths instead
+# handed the loser an unscored or skipped post while better ones were free, and, when the
+# run scored every post, walked all open posts for nothing (0.4 s at 100k posts) holding
+# the lost post's row lock, which the winner's submit then waited for (BENCHMARKS.md, "The
+# hand-out under contention"; tests/test_queue_races.py). Every lost race is another
+# labeller's hand-out, so retries end; MAX_LOST_RACES in a row is only a guard.
+LOST_RACE = object()
+MAX_LOST_RACES = 50
 
 # Hand-out paths in the order tried; with probability SHUFFLE_PROP a pop explores first.
 _ORDER = ("held", "priority", "unscored", "skipped")
@@ -412,17 +432,22 @@ class LabelQueue:
         while self._return_first:
             item_id = self._return_first.pop()
             got = self._claim(("given",), item_id=item_id, reason="undo")
-            if got is not None:
+            if got is not None and got is not LOST_RACE:  # lost: someone else holds it now
                 return self._handed(*got)
         order = self._draw_order()
         if self._history:  # "held" resumes a reloaded tab; this session already has its posts
             order = order[1:]
-        for attempt in range(5):  # a lost race is retried; it cannot be won twice
+        misses = races = 0
+        while misses < 5:
             got = self._claim(order)
-            if got is not None:
+            if got is LOST_RACE and races < MAX_LOST_RACES:
+                races += 1  # the same draw again, on a fresh snapshot (it cannot be won twice)
+                continue
+            if got is not None and got is not LOST_RACE:
                 return self._handed(*got)
             if not self._any_open_for(worker):
                 break
+            misses += 1  # what is open is held by others right now
         raise IndexError(f"no post left for {worker!r}")
 
     def submit(self, item_id: int, label: str) -> bool:
@@ -636,7 +661,8 @@ class LabelQueue:
             raise _unknown_item(item_id)
 
     def _claim(self, order: Sequence[str], item_id: int | None = None, reason: str | None = None):
-        """Try each hand-out path in turn; return (item_id, reason, post or None) or None."""
+        """Try each hand-out path in turn; return (item_id, reason, post or None), None when
+        no path has a post for this worker, or LOST_RACE."""
         worker = self._worker()
         now = utcnow()
         params = {"worker": worker, "now": now, "expires": now + timedelta(seconds=self.lease_seconds),
@@ -646,13 +672,18 @@ class LabelQueue:
             # committed without waiting for the WAL flush (_ASYNC_COMMIT, sent with each
             # path's statement): a hand-out is re-done after a server crash (its lease and
             # log row lost, the post comes back); labels are the durable writes (submit
-            # waits for its commit as usual). The post comes back with the hand-out.
+            # waits for its commit as usual). The post comes back with the hand-out. A lost
+            # race ends the transaction at once: it holds that post's row lock, which the
+            # winner's submit waits for.
             def pop(conn: Connection):
                 for name in order:
                     row = _PG_POP_STATEMENTS[name].execute(
                         conn, {**params, "reason": reason or name}, self._prepared).mappings().first()
-                    if row is not None:
-                        return row["id"], row["handout_reason"], _item_dict(row)
+                    if row is None:
+                        continue
+                    if row["id"] is None:
+                        return LOST_RACE
+                    return row["id"], row["handout_reason"], _item_dict(row)
                 return None
 
             return self._pg_transaction(pop)
