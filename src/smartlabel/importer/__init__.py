@@ -36,7 +36,8 @@ Safety
     labels by post and worker: nothing is added twice). Imports run one at a time (a
     PostgreSQL advisory lock; SQLite: a flock on `<database>.import.lock`). Rows are
     located and inserted in batches (BATCH_ROWS: executemany on SQLite, COPY on
-    PostgreSQL), so it is fast on both backends. Afterwards
+    PostgreSQL), so it is fast on both backends; an import into an empty pool looks up
+    only the rows it may have added already (repeated rows). Afterwards
     PostgreSQL gets ANALYZE (`smartlabel.store.stats`).
 
 Inside (one module per step)
@@ -45,7 +46,8 @@ Inside (one module per step)
     `jsonl`     one object per line
     `records`   what the readers share: known columns, `match_columns`, `Record`, errors
     `validate`  Record -> Row (labels, lengths, ids), the clean_selftext rule
-    `ahead`     PostgreSQL: model texts cleaned in worker processes, one batch ahead
+    `ahead`     PostgreSQL: rows checked, hashed, cleaned and COPY-encoded in worker
+                processes, one batch ahead (the first error in the file still wins)
     `write`     Row batches -> posts and labels, through `smartlabel.store`
                 (`Writer`; `CopyWriter` on PostgreSQL: rows located by the same code)
     `result`    ImportResult
