@@ -137,14 +137,52 @@ def test_a_bad_line_after_copied_batches_names_file_and_line_and_writes_nothing(
     assert counts == actual == (n + 1, 1)
 
 
-def test_cleaning_ahead_gives_clean_text_and_skips_stored_posts():
-    from smartlabel.importer.validate import Row
+def _preparer():
+    from smartlabel.importer.validate import Validator
 
-    bodies = [f"**Body** {i} &amp; https://x.y/{i} don't" for i in range(ahead.AHEAD_MIN_ROWS + 5)]
-    batches = [[Row(i, None, f"t{i}", b, None, None, f"h{i}", None, "import") for i, b in enumerate(bodies)],
-               [Row(0, None, "given", "raw", "kept as given", None, "g", None, "import")]]
-    done = list(ahead.cleaned_ahead(iter(batches), 2, stored=lambda hashes: {"h0"}))
-    assert done == batches
-    assert done[0][0].clean_selftext is None  # its post is stored: not cleaned
-    assert [r.clean_selftext for r in done[0][1:]] == [clean_text(b) for b in bodies[1:]]
-    assert done[1][0].clean_selftext == "kept as given"
+    return ahead.Preparer(Validator("f.csv", LABELS, 10_000, "import"))
+
+
+def _record(line: int, body: str, label: str = ""):
+    from smartlabel.importer.records import Record
+
+    title = f"t{line}" if body.strip() else ""  # a blank body: an empty row
+    return Record(line, line, {"title": title, "selftext": body, "label": label}, None,
+                  {"title": "1 (title)", "selftext": "2 (selftext)", "label": "3 (label)"})
+
+
+def test_rows_prepared_in_worker_processes_are_those_prepared_here():
+    from smartlabel.store.items import copy_fields
+
+    n = 3 * ahead.AHEAD_MIN_ROWS + 7
+    records = [_record(i + 2, f"**Body** {i} &amp; https://x.y/{i} don't" if i % 9 else " ") for i in range(n)]
+    here = _preparer()(records)
+    batches = list(ahead.prepared_ahead(iter(records), ahead.AHEAD_MIN_ROWS, _preparer(), 2))
+    assert [len(b) for b in batches] == [ahead.AHEAD_MIN_ROWS] * 3 + [7]
+    assert [r for b in batches for r in b] == here
+    assert here[0] is None and here[1].line == 3  # the empty row, and a post
+    assert here[1].copy_fields == copy_fields("t3", records[1].values["selftext"],
+                                              clean_text(records[1].values["selftext"]), None)
+
+
+def _read_then_fail(records, error):
+    yield from records
+    raise error
+
+
+@pytest.mark.parametrize("bad_at", [10, ahead.AHEAD_MIN_ROWS + 10, 2 * ahead.AHEAD_MIN_ROWS + 10, None])
+def test_the_first_error_in_the_file_wins_over_a_later_reading_error(bad_at):
+    """A bad label in a batch sent to the workers (collected when the next one is read, or
+    still out when reading fails), or in the rows read since, comes before a reading error
+    further on; with no bad label the reading error is raised."""
+    from smartlabel.importer.records import file_error
+
+    n = 2 * ahead.AHEAD_MIN_ROWS + 50
+    records = [_record(i + 2, f"body {i}", "Spam" if i == bad_at else "") for i in range(n)]
+    reading = file_error("f.csv", "not valid CSV", line=n + 2)
+    with pytest.raises(ImportFileError) as info:
+        list(ahead.prepared_ahead(_read_then_fail(records, reading), ahead.AHEAD_MIN_ROWS, _preparer(), 2))
+    if bad_at is None:
+        assert info.value is reading
+    else:
+        assert str(info.value).startswith(f"f.csv, line {bad_at + 2}, column 3 (label): label 'Spam'")

@@ -36,7 +36,8 @@ Safety
     labels by post and worker: nothing is added twice). Imports run one at a time (a
     PostgreSQL advisory lock; SQLite: a flock on `<database>.import.lock`). Rows are
     located and inserted in batches (BATCH_ROWS: executemany on SQLite, COPY on
-    PostgreSQL), so it is fast on both backends. Afterwards
+    PostgreSQL), so it is fast on both backends; an import into an empty pool looks up
+    only the rows it may have added already (repeated rows). Afterwards
     PostgreSQL gets ANALYZE (`smartlabel.store.stats`).
 
 Inside (one module per step)
@@ -45,7 +46,8 @@ Inside (one module per step)
     `jsonl`     one object per line
     `records`   what the readers share: known columns, `match_columns`, `Record`, errors
     `validate`  Record -> Row (labels, lengths, ids), the clean_selftext rule
-    `ahead`     PostgreSQL: model texts cleaned in worker processes, one batch ahead
+    `ahead`     PostgreSQL: rows checked, hashed, cleaned and COPY-encoded in worker
+                processes, one batch ahead (the first error in the file still wins)
     `write`     Row batches -> posts and labels, through `smartlabel.store`
                 (`Writer`; `CopyWriter` on PostgreSQL: rows located by the same code)
     `result`    ImportResult
@@ -56,6 +58,7 @@ from __future__ import annotations
 import os
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -63,6 +66,7 @@ from typing import Iterable, Iterator
 from sqlalchemy.engine import Engine
 
 from smartlabel.errors import ImportFileError
+from smartlabel.importer.ahead import Preparer, prepared_ahead
 from smartlabel.importer.csvfile import DELIMITERS, FIELD_LIMIT, CsvTable, field_size_limit
 from smartlabel.importer.jsonl import jsonl_records
 from smartlabel.importer.lines import Lines, detect_format
@@ -141,9 +145,9 @@ def import_file(
                     immediate(engine) as conn:
                 hold_import_lock(conn)
                 lines = Lines(fh, shown)
-                rows = (validator.row(rec) for rec in _records(p, shown, lines, kind, field_limit))
+                items, to_record = _raw_records(p, shown, lines, kind, field_limit)
                 writer = CopyWriter(conn, result, random.Random(seed), settings.overlap)
-                _write_all(rows, writer, batch_size, lines, bar)
+                _write_all(items, Preparer(validator, to_record), writer, batch_size, lines, bar)
             _optimize(engine, first=True)
     finally:
         if not isinstance(url_or_engine, Engine):
@@ -208,20 +212,75 @@ def _records(p: Path, shown: str, lines: Lines, kind: str, field_limit: int) -> 
     return table.records()
 
 
-def _write_all(rows: Iterable[Row | None], writer: Writer, batch_size: int, lines: Lines, bar) -> None:
-    """Write the rows in batches, moving the progress bar by the bytes read; the model
-    texts of a batch are cleaned in worker processes while the one before is written."""
+def _raw_records(p: Path, shown: str, lines: Lines, kind: str, field_limit: int):
+    """(what the reader yields, what makes a Record of it): CSV rows are made Records in the
+    worker processes; JSON Lines are parsed here (None: they are Records already)."""
+    if kind == "jsonl":
+        return jsonl_records(shown, lines), None
+    table = CsvTable(p, shown, lines, DELIMITERS.get(kind), field_limit)
+    table.require(REQUIRED_COLUMNS)
+    return table.raw_records(), table.record_maker()
+
+
+def _write_all(items: Iterable, prepare: Preparer, writer: Writer, batch_size: int, lines: Lines, bar) -> None:
+    """Write the rows in batches, moving the progress bar by the bytes read. The rows of a
+    batch are checked, cleaned and encoded in worker processes while the one before is
+    written; the writing (the database's work, mostly) runs in a thread while this one reads
+    on, one batch at a time on the import's connection."""
     from smartlabel.cores import default_workers
-    from smartlabel.importer.ahead import cleaned_ahead
 
     result, done_bytes = writer.result, 0
-    for batch in cleaned_ahead(_batches(rows, batch_size, result), default_workers(), writer.stored_hashes):
-        writer.write(batch)
-        bar.update(lines.offset - done_bytes)
-        done_bytes = lines.offset
-        bar.set_postfix(rows=f"{result.rows:,}", refresh=False)
+    rows: list = []  # the writer gets batches of `batch_size` non-empty rows, as on SQLite
+    behind = _Behind()
+    try:
+        for batch in prepared_ahead(items, batch_size, prepare, default_workers()):
+            result.rows += len(batch)
+            result.empty += batch.count(None)
+            rows.extend(r for r in batch if r is not None)
+            while len(rows) >= batch_size:
+                behind.run(writer.write, rows[:batch_size])
+                del rows[:batch_size]
+            bar.update(lines.offset - done_bytes)
+            done_bytes = lines.offset
+            bar.set_postfix(rows=f"{result.rows:,}", refresh=False)
+        if rows:
+            behind.run(writer.write, rows)
+        behind.wait()
+    finally:
+        behind.join()  # nothing is left running on the connection, whatever happened
     writer.finish()
     bar.update(bar.total - done_bytes)
+
+
+class _Behind:
+    """Runs one call at a time in a thread of its own; its error is raised by the next call
+    of `run` or `wait`."""
+
+    def __init__(self):
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def run(self, fn, *args) -> None:
+        self.wait()
+        self.thread = threading.Thread(target=self._call, args=(fn, *args), name="import-writer", daemon=True)
+        self.thread.start()
+
+    def _call(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:  # handed to the importing thread
+            self.error = exc
+
+    def wait(self) -> None:
+        self.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
 
 
 def _write_in_chunks(rows: Iterable[Row | None], writer: Writer, engine: Engine, batch_size: int, lines: Lines,

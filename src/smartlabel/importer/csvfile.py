@@ -102,9 +102,12 @@ class CsvTable:
 
     def records(self) -> Iterator[Record]:
         """The rows as Records (blank lines skipped); an error if there are none."""
-        canon = self.columns.canon
-        extras = [(i, self.names[i] or f"column_{i + 1}") for i in self.columns.extras]
-        colname = {c: f"{i + 1} ({self.names[i]})" for c, i in canon.items()}
+        make = self.record_maker()
+        return (make(raw) for raw in self.raw_records())
+
+    def raw_records(self) -> Iterator[tuple[int, int, list[str]]]:
+        """The rows as (first line, last line, fields), blank lines skipped, the field count
+        checked; an error if there are none. `record_maker()` makes them Records."""
         width = len(self.names)
         reader = self.reader
         prev_end = reader.line_num
@@ -118,13 +121,15 @@ class CsvTable:
                 if len(values) != width:
                     raise self._width_error(len(values), start, end)
                 rows += 1
-                rec_values = {c: values[i] for c, i in canon.items()}
-                extra = {name: values[i] for i, name in extras} if extras else None
-                yield Record(start, end, rec_values, extra, colname)
+                yield start, end, values
         except csv.Error as exc:
             raise self._csv_error(exc, prev_end + 1) from None
         if rows == 0:
             raise file_error(self.shown, "the file has a header but no rows: there is nothing to import.")
+
+    def record_maker(self) -> RecordMaker:
+        return RecordMaker(self.columns.canon, [(i, self.names[i] or f"column_{i + 1}") for i in self.columns.extras],
+                           {c: f"{i + 1} ({self.names[i]})" for c, i in self.columns.canon.items()})
 
     def _width_error(self, fields: int, start: int, end: int):
         width = len(self.names)
@@ -170,6 +175,19 @@ class CsvTable:
                 line=self.reader.line_num,
             )
         return file_error(shown, f"not valid CSV ({msg}).", line=self.reader.line_num)
+
+
+class RecordMaker:
+    """A raw record of a CsvTable, (first line, last line, fields), as a Record; it holds only
+    the column layout, so worker processes can use it."""
+
+    def __init__(self, canon: dict[str, int], extras: list[tuple[int, str]], colname: dict[str, str]):
+        self.canon, self.extras, self.colname = canon, extras, colname
+
+    def __call__(self, raw: tuple[int, int, list[str]]) -> Record:
+        start, end, values = raw
+        extra = {name: values[i] for i, name in self.extras} if self.extras else None
+        return Record(start, end, {c: values[i] for c, i in self.canon.items()}, extra, self.colname)
 
 
 def _header_line(shown: str, lines: Lines) -> tuple[str, Iterator[str]]:

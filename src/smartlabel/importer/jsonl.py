@@ -23,8 +23,7 @@ def jsonl_records(shown: str, lines: Lines) -> Iterator[Record]:
     """The objects of a JSON Lines file as Records (blank lines skipped); an error if there are none."""
     rows = 0
     keymaps: dict[tuple, _KeyMap] = {}  # objects of one file mostly share their keys
-    for line_text in lines:
-        lineno = lines.lineno
+    for lineno, line_text in enumerate(lines, 1):
         if not line_text.strip():
             continue
         obj = _parse(shown, line_text, lineno, first=rows == 0)

@@ -3,8 +3,10 @@ with the line, column and byte offset of any byte that is not UTF-8 text."""
 
 from __future__ import annotations
 
+import io
+from itertools import chain
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from smartlabel.errors import ImportFileError
 from smartlabel.importer.records import file_error
@@ -19,7 +21,15 @@ class Lines:
 
     Splitting on b"\\n" is safe for UTF-8 (the byte never occurs inside a multi-byte
     character), so every error can name its line, column and byte offset.
+
+    The file is read and decoded CHUNK bytes (whole lines) at a time; a chunk with a NUL
+    byte or a byte that is not UTF-8 is gone through line by line, so its good lines come
+    first and the error names the exact place. `offset` (bytes read, for a progress bar)
+    and `lineno` (lines read) count whole chunks: they run ahead of the consumer by up to
+    one chunk.
     """
+
+    CHUNK = 1 << 20
 
     def __init__(self, fh, path: str):
         self.fh = fh
@@ -28,22 +38,58 @@ class Lines:
         self.offset = 0  # bytes consumed
 
     def __iter__(self) -> Iterator[str]:
+        return chain.from_iterable(self._chunks())
+
+    def _chunks(self) -> Iterator[Iterable[str]]:
+        """The file's lines, a chunk of whole lines at a time."""
+        pending: list[bytes] = []  # read, not yet up to a line end
+        first = True
+        while data := self.fh.read(self.CHUNK):
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                pending.append(data)
+                continue
+            pending.append(data[:cut])
+            part, pending = b"".join(pending), [data[cut:]]
+            yield self._decoded(self._first(part) if first else part)
+            first = False
+        part = b"".join(pending)
+        if part:
+            yield self._decoded(self._first(part) if first else part)
+
+    def _first(self, part: bytes) -> bytes:
+        """The first chunk without its UTF-8 byte-order mark; an error for UTF-16."""
+        if part.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise file_error(
+                self.path,
+                "the file is UTF-16 encoded (starts with a UTF-16 byte-order mark). "
+                "Re-save it as UTF-8 (in Excel: 'CSV UTF-8'; or: iconv -f utf-16 -t utf-8 in.csv > out.csv).",
+                line=1,
+            )
+        if part.startswith(UTF8_BOM):
+            self.offset += len(UTF8_BOM)
+            return part[len(UTF8_BOM):]
+        return part
+
+    def _decoded(self, part: bytes) -> Iterable[str]:
+        """The lines of `part` (whole lines, or the file's last line), decoded; counted read."""
+        start, lineno = self.offset, self.lineno
+        self.offset += len(part)
+        self.lineno += part.count(b"\n") + (bool(part) and not part.endswith(b"\n"))
+        if b"\x00" not in part:
+            try:
+                return io.StringIO(part.decode("utf-8"), newline="\n")
+            except UnicodeDecodeError:
+                pass
+        return self._line_by_line(part, start, lineno)
+
+    def _line_by_line(self, part: bytes, offset: int, lineno: int) -> Iterator[str]:
+        """The lines of `part` one at a time, up to the first bad one, which is an error."""
         path = self.path
-        for raw in self.fh:
-            start = self.offset
-            self.lineno += 1
-            self.offset += len(raw)
-            if self.lineno == 1:
-                if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-                    raise file_error(
-                        path,
-                        "the file is UTF-16 encoded (starts with a UTF-16 byte-order mark). "
-                        "Re-save it as UTF-8 (in Excel: 'CSV UTF-8'; or: iconv -f utf-16 -t utf-8 in.csv > out.csv).",
-                        line=1,
-                    )
-                if raw.startswith(UTF8_BOM):
-                    raw = raw[len(UTF8_BOM):]
-                    start += len(UTF8_BOM)
+        for raw in io.BytesIO(part):
+            start = offset
+            lineno += 1
+            offset += len(raw)
             if b"\x00" in raw:
                 at = raw.index(b"\x00")
                 col = len(raw[:at].decode("utf-8", "replace")) + 1
@@ -52,7 +98,7 @@ class Lines:
                     f"NUL byte (0x00) at byte offset {start + at}: this is not a text file, or it is "
                     "UTF-16 or damaged. Re-save it as UTF-8 text (in Excel: 'CSV UTF-8'), or remove "
                     "the NUL bytes (tr -d '\\000' < in > out).",
-                    line=self.lineno,
+                    line=lineno,
                     column=str(col),
                 )
             try:
@@ -65,7 +111,7 @@ class Lines:
                     f"byte 0x{bad} at byte offset {start + exc.start} is not valid UTF-8. The file is "
                     "probably in another encoding (Windows-1252 or Latin-1 are common): re-save it as "
                     "UTF-8 (in Excel: 'CSV UTF-8'; or: iconv -f cp1252 -t utf-8 in.csv > out.csv).",
-                    line=self.lineno,
+                    line=lineno,
                     column=str(col),
                 ) from None
 

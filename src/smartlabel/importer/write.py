@@ -21,14 +21,18 @@ from smartlabel.store import items as store_items
 from smartlabel.store import labels as store_labels
 
 
-@dataclass(frozen=True)
+# an import into an empty pool remembers this many of its posts instead of looking them up
+FILTER_MAX_POSTS = 2_000_000
+
+
+@dataclass(slots=True)
 class StoredPost:
     """A row's post is in the database already (from before this import, or an earlier batch of it)."""
 
     item_id: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NewPost:
     """A row's post is one this batch adds: its place in the batch's list of new posts."""
 
@@ -77,11 +81,20 @@ class Writer:
         # added are exactly those with a larger id than any before it.
         self.max_id_before = store_items.max_id(conn)
         self.touched: set[int] = set()  # posts that got labels
+        # An import into an empty pool: only posts it added itself can be stored, so it keeps
+        # the str hash of each one's content hash and id (about 70 bytes each) and looks up
+        # only the rows whose hash is among them (in practice, the file's repeated rows)
+        self.added: tuple[set[int], set[int]] | None = (set(), set()) if self.max_id_before == 0 else None
 
     def write(self, batch: list[Row]) -> None:
         """Add the batch's new posts, then its labels."""
         res = self.result
-        stored = self._existing(list({r.hash for r in batch}), list({r.external_id for r in batch if r.external_id}))
+        hashes, ext_ids = {r.hash for r in batch}, {r.external_id for r in batch if r.external_id}
+        if self.added is not None:
+            by_hash, by_ext = self.added
+            hashes = {h for h in hashes if hash(h) in by_hash}
+            ext_ids = {e for e in ext_ids if hash(e) in by_ext}
+        stored = self._existing(list(hashes), list(ext_ids))
         new = _NewPosts()
         labelled: list[tuple[PostRef, Row]] = []
         for r in batch:
@@ -100,6 +113,16 @@ class Writer:
             if r.label is not None:
                 labelled.append((ref, r))
         self._store(new, labelled)
+        if self.added is not None:
+            self._remember(new)
+
+    def _remember(self, new: _NewPosts) -> None:
+        """Keep the keys of the posts just added; past FILTER_MAX_POSTS, look every row up."""
+        by_hash, by_ext = self.added
+        by_hash.update(hash(h) for h in new.by_hash)
+        by_ext.update(hash(e) for e in new.by_ext)
+        if len(by_hash) > FILTER_MAX_POSTS:
+            self.added = None
 
     def _store(self, new: _NewPosts, labelled: list[tuple[PostRef, Row]]) -> None:
         """Insert the batch's new posts, then its labels."""
@@ -204,25 +227,31 @@ class Writer:
 class CopyWriter(Writer):
     """PostgreSQL: the same rows, posts and labels as `Writer`, with the new posts written by COPY.
 
-    Every row is located exactly as `Writer` does it (the same code: ids, content hashes,
-    conflicts, duplicates, notes), with the stored posts looked up by array (`= ANY`). The
-    new posts then get their ids from the id sequence up front, so one COPY writes them
-    and the batch's labels need no look-up of those ids. It all runs in the import's one
+    Its batches are `ahead.Prepared` rows (checked, hashed and COPY-encoded in worker
+    processes). Every row is located exactly as `Writer` does it (the same code: ids, content
+    hashes, conflicts, duplicates, notes), with the stored posts looked up by array. The new
+    posts then get their ids from the id sequence up front, so one COPY writes them and the
+    batch's labels need no look-up of those ids. It all runs in the import's one
     transaction: a bad line later in the file, or any error, rolls every batch back.
     """
 
     def _existing(self, hashes: list[str], external_ids: list[str]):
         return store_items.find_existing(self.conn, hashes, external_ids, arrays=True)
 
-    def stored_hashes(self, hashes: list[str]) -> set[str]:
-        """Those of these content hashes a stored post has (whose rows need no model text)."""
-        return set(store_items.find_existing(self.conn, hashes, (), arrays=True)[0])
+    def _new_item(self, r) -> dict:
+        """What COPY needs of a new post (its queue key drawn in file order, as `Writer` does)."""
+        return {"external_id": r.external_id, "content_hash": r.hash, "copy_fields": r.copy_fields,
+                "rand_key": self.rng.random()}
 
     def _store(self, new: _NewPosts, labelled: list[tuple[PostRef, Row]]) -> None:
         ids = store_items.reserve_ids(self.conn, len(new.rows))
         for row, item_id in zip(new.rows, ids):
             row["id"] = item_id
-        self.result.added += store_items.copy_insert(self.conn, new.rows)
+        self.result.added += store_items.copy_insert(
+            self.conn,
+            [(r["id"], r["external_id"], r["copy_fields"], r["content_hash"], r["rand_key"]) for r in new.rows],
+            self.now,
+        )
         if labelled:
             self._write_labels([
                 (new.rows[ref.index]["id"] if isinstance(ref, NewPost) else ref.item_id, r) for ref, r in labelled
