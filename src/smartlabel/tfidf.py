@@ -391,26 +391,11 @@ def fit_vocabulary(vectorizer, docs: Sequence[str]) -> dict[str, int] | None:
     rows = np.cumsum(ends[codes])  # the post of each token
     kept = ~dropped[codes]  # "\0" is one character: dropped too
     codes, rows = codes[kept].astype(np.int64), rows[kept]
-    # where scikit-learn's analyzer emits each occurrence: post by post, a post's unigrams,
-    # then its bigrams: 2 * (the post's first token) + (place in the post's list)
-    start = np.searchsorted(rows, rows)
-    local = np.arange(len(codes)) - start
     width = n_tokens + 1  # a term's key: first word * width + second word + 1 (0: a unigram)
-    keys, order, occ_rows = [], [], []
-    if min_n == 1:
-        keys.append(codes * width)
-        order.append(2 * start + local)
-        occ_rows.append(rows)
-    if max_n == 2 and len(codes) > 1:
-        pair = rows[:-1] == rows[1:]
-        length = np.bincount(rows)[rows]
-        keys.append(codes[:-1][pair] * width + codes[1:][pair] + 1)
-        order.append((2 * start + length + local)[:-1][pair])
-        occ_rows.append(rows[:-1][pair])
-    if not keys or not sum(len(k) for k in keys):
+    occurrences = _occurrences(codes, rows, width, min_n, max_n)
+    if occurrences is None:
         return None  # scikit-learn raises "empty vocabulary"
-    sequence = np.argsort(np.concatenate(order), kind="stable")
-    keys, occ_rows = np.concatenate(keys)[sequence], np.concatenate(occ_rows)[sequence]
+    keys, occ_rows = occurrences
     term_of, term_keys = pd.factorize(keys)  # terms numbered in first-occurrence order
     n_terms = len(term_keys)
     # frequencies: total (tf), and in how many posts (df)
@@ -425,24 +410,9 @@ def fit_vocabulary(vectorizer, docs: Sequence[str]) -> dict[str, int] | None:
     rank[sorted(range(n_tokens), key=tokens.__getitem__)] = np.arange(n_tokens)
     first, second = term_keys // width, term_keys % width - 1
     alphabetical = np.lexsort((np.where(second >= 0, rank[np.maximum(second, 0)], -1), rank[first]))
-    # scikit-learn's _limit_features, on the alphabetical order
-    n_doc = len(docs)
-    max_df, min_df, limit = vectorizer.max_df, vectorizer.min_df, vectorizer.max_features
-    high = max_df if isinstance(max_df, Integral) else max_df * n_doc
-    low = min_df if isinstance(min_df, Integral) else min_df * n_doc
-    if high < low:
+    mask = _kept_terms(vectorizer, df[alphabetical], tf[alphabetical], len(docs))
+    if mask is None:
         return None  # scikit-learn raises
-    dfs = df[alphabetical]
-    mask = (dfs <= high) & (dfs >= low)
-    if limit is not None and mask.sum() > limit:
-        dtype = vectorizer.dtype  # X.sum(axis=0) of the count matrix: its dtype, for the same argsort
-        tfs = tf[alphabetical].astype(np.result_type(dtype) if np.dtype(dtype).kind == "f" else np.int_)
-        picked = (-tfs[mask]).argsort()[:limit]
-        new_mask = np.zeros(len(dfs), dtype=bool)
-        new_mask[np.where(mask)[0][picked]] = True
-        mask = new_mask
-    if not mask.any():
-        return None  # scikit-learn raises "After pruning, no terms remain"
     index = np.full(n_terms, -1, dtype=np.int64)
     index[alphabetical[mask]] = np.arange(int(mask.sum()))
     vocabulary = {}
@@ -450,3 +420,46 @@ def fit_vocabulary(vectorizer, docs: Sequence[str]) -> dict[str, int] | None:
         a, b = int(first[term]), int(second[term])
         vocabulary[tokens[a] if b < 0 else f"{tokens[a]} {tokens[b]}"] = int(index[term])
     return vocabulary
+
+
+def _occurrences(codes: np.ndarray, rows: np.ndarray, width: int, min_n: int, max_n: int):
+    """Every term occurrence's key and post, in the order scikit-learn's analyzer emits them
+    (post by post, a post's unigrams, then its bigrams); None when there is none."""
+    # an occurrence's place: 2 * (the post's first token) + (place in the post's list)
+    start = np.searchsorted(rows, rows)
+    local = np.arange(len(codes)) - start
+    keys, order, occ_rows = [], [], []
+    if min_n == 1:
+        keys.append(codes * width)
+        order.append(2 * start + local)
+        occ_rows.append(rows)
+    if max_n == 2 and len(codes) > 1:
+        pair = rows[:-1] == rows[1:]
+        length = np.bincount(rows)[rows]
+        keys.append(codes[:-1][pair] * width + codes[1:][pair] + 1)
+        order.append((2 * start + length + local)[:-1][pair])
+        occ_rows.append(rows[:-1][pair])
+    if not keys or not sum(len(k) for k in keys):
+        return None
+    sequence = np.argsort(np.concatenate(order), kind="stable")
+    return np.concatenate(keys)[sequence], np.concatenate(occ_rows)[sequence]
+
+
+def _kept_terms(vectorizer, dfs: np.ndarray, tfs: np.ndarray, n_doc: int) -> np.ndarray | None:
+    """scikit-learn's _limit_features on the terms in alphabetical order (their document and
+    total frequencies): which are kept; None where scikit-learn raises (max_df below min_df,
+    no term left)."""
+    max_df, min_df, limit = vectorizer.max_df, vectorizer.min_df, vectorizer.max_features
+    high = max_df if isinstance(max_df, Integral) else max_df * n_doc
+    low = min_df if isinstance(min_df, Integral) else min_df * n_doc
+    if high < low:
+        return None
+    mask = (dfs <= high) & (dfs >= low)
+    if limit is not None and mask.sum() > limit:
+        dtype = vectorizer.dtype  # X.sum(axis=0) of the count matrix: its dtype, for the same argsort
+        tfs = tfs.astype(np.result_type(dtype) if np.dtype(dtype).kind == "f" else np.int_)
+        picked = (-tfs[mask]).argsort()[:limit]
+        new_mask = np.zeros(len(dfs), dtype=bool)
+        new_mask[np.where(mask)[0][picked]] = True
+        mask = new_mask
+    return mask if mask.any() else None
