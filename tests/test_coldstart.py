@@ -155,7 +155,7 @@ def test_training_runs_follow_the_cold_start_until_the_threshold(db_url, engine_
     assert label(db_url, "ann", 10, truth) == ["coldstart"] * 10
     assert orch.tick().status == "ok"  # 20 labels: the model's acquisition takes over
     run = store_runs.current(engine)
-    assert (run["kind"], run["acquisition"]) == ("train", "entropy")
+    assert (run["kind"], run["acquisition"]) == ("train", "margin")
     assert label(db_url, "cat", 3, truth) == ["priority"] * 3
 
 

@@ -134,7 +134,7 @@ def test_status_and_cli(project, tmp_path):
     assert "Posts" in out.output and "Labels per class" in out.output
     assert "Factual Queries/Sharing" in out.output  # a class nobody used yet is listed with 0
     run = runs(p["engine"])[-1]
-    assert f"{run['cv_accuracy']:.3f}" in out.output and "lr/entropy" in out.output
+    assert f"{run['cv_accuracy']:.3f}" in out.output and "lr/margin" in out.output  # ACQUISITION's default
     assert f"run {run['id']} (ok)" in out.output
     out = runner.invoke(app, ["autolabel", "--no-progress"], env=env)
     assert out.exit_code == 0 and "auto-labelled 30 post(s)" in out.output

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sqlalchemy import create_engine, text
@@ -71,7 +72,7 @@ def test_orchestrate_once_cli_trains_scores_and_changes_what_pop_returns(corpus,
     assert out.returncode == 0, out.stderr
     (run,) = runs(engine)
     assert run["status"] == "ok", run["message"]
-    assert (run["model_kind"], run["acquisition"], run["n_labels"], run["n_classes"]) == ("lr", "entropy", 30, 3)
+    assert (run["model_kind"], run["acquisition"], run["n_labels"], run["n_classes"]) == ("lr", "margin", 30, 3)
     assert 0.8 <= run["cv_accuracy"] <= 1.0 and 0.8 <= run["cv_macro_f1"] <= 1.0
     per_class = run["per_class"] if isinstance(run["per_class"], dict) else json.loads(run["per_class"])
     assert sorted(per_class) == ["Advocacy", "Others", "Personal Stories"]
@@ -101,7 +102,12 @@ def test_orchestrate_once_cli_trains_scores_and_changes_what_pop_returns(corpus,
     assert right >= 27
     for p in preds:
         assert p["second_label"] != p["predicted_label"] and p["second_confidence"] <= p["confidence"]
-    # the queue now hands out by the run's priorities (entropy: most uncertain first),
+    # ACQUISITION's default is margin: every priority is 1 - (p1 - p2) of a post (diversity may
+    # permute the values among the top candidates, so compare them as a set); with 3 classes
+    # entropy's values would differ
+    np.testing.assert_allclose(sorted(p["priority"] for p in preds),
+                               sorted(1 - (p["confidence"] - p["second_confidence"]) for p in preds), atol=1e-9)
+    # the queue now hands out by the run's priorities (margin: the closest call first),
     # not in the random order it used before the run
     by_priority = [p["item_id"] for p in preds]
     by_rand_key = [r["id"] for r in rows(engine, "SELECT id FROM items WHERE NOT done ORDER BY rand_key")]

@@ -316,6 +316,14 @@ def test_cli_end_to_end(reuters_csv, tmp_path):
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_without_a_strategy_compares_acquisitions_default_with_random(reuters_csv, tmp_path):
+    """`smartlabel simulate` tests what the orchestrator would do: ACQUISITION's default (margin)."""
+    proc = _cli(reuters_csv, "--truth-column", "topic", "--initial", "10", "--step", "25", "--budget", "35",
+                "--seeds", "1", "--max-items", "300", "--cold-start", "0", "--out", tmp_path / "c.csv", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(pd.read_csv(tmp_path / "c.csv")["strategy"].unique()) == ["margin", "random"]
+
+
 def test_cli_errors_are_one_line(reuters_csv, tmp_path):
     from typer.testing import CliRunner
 

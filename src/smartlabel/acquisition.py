@@ -4,8 +4,13 @@
 HIGHER = handed out first (the queue hands out the highest priority first).
 `proba` is a model's class probabilities, posts x classes.
 
-- `entropy`   Shannon entropy of the predicted distribution (most confused first).
-- `margin`    1 - (p1 - p2): the smaller the gap between the two best classes, the earlier.
+- `margin`    1 - (p1 - p2): the smaller the gap between the two best classes, the earlier
+              (the default, `DEFAULT`).
+- `entropy`   Shannon entropy of the predicted distribution (most confused first). With many
+              classes its top posts are those spread over all of them: often outliers no class
+              explains (20 Newsgroups: below random sampling from 300 labels, where margin
+              stayed above it; BENCHMARKS.md, "Issue 15"). With two classes entropy, margin and
+              certainty rank posts the same.
 - `certainty` 1 - p1: least confident first ("least confidence" sampling).
 
 and `random` (uniform random numbers from the caller's generator: the baseline
@@ -36,6 +41,7 @@ if TYPE_CHECKING:  # NumPy is imported where it is used: settings check names he
     import numpy as np  # labelling page's kernel (which loads settings) never needs NumPy
 
 RANDOM = "random"
+DEFAULT = "margin"  # ACQUISITION's default (and `smartlabel simulate --strategy`'s)
 
 
 def entropy(proba: np.ndarray) -> np.ndarray:

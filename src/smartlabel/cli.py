@@ -446,7 +446,7 @@ def simulate_cmd(
     truth_column: str = typer.Option(..., "--truth-column", help="Column holding the true label of each post (the oracle)."),
     model: str = typer.Option("lr", "--model", help="Model to train: lr, svm, keras, embed or minilm (as MODEL)."),
     strategy: list[str] = typer.Option(
-        ["entropy"], "--strategy",
+        [acquisition.DEFAULT], "--strategy",
         help="Acquisition to test against random sampling: "
         f"{', '.join(n for n in acquisition.names() if n != acquisition.RANDOM)} "
         "(repeat or comma-separate to compare several).",

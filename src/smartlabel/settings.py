@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from smartlabel import DEFAULT_LABELS, LABEL_PRESETS
+from smartlabel import acquisition as _acquisition
 from smartlabel.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///data/smartlabel.db"
@@ -57,7 +58,10 @@ class Settings(BaseSettings):
         "none", description="`balanced` weights classes inversely to their frequency (imbalanced data)."
     )
     acquisition: str = Field(
-        "entropy", description="How unlabelled posts are ranked for labelling."
+        _acquisition.DEFAULT, description="How unlabelled posts are ranked for labelling: `margin` (the default: the smallest "
+        "gap between the model's two best labels first), `entropy`, `certainty`, `random`. With many classes "
+        "entropy favours outliers that no class explains (measured: below random sampling on 20 Newsgroups "
+        "from 300 labels); with two classes all three rank posts the same."
     )
     cold_start_labels: int = Field(
         60, ge=0, description="Until this many posts have an agreed label, hand out posts chosen to represent "

@@ -309,7 +309,7 @@ def simulate(
     corpus: Corpus,
     *,
     model: str = "lr",
-    strategies: Sequence[str] = ("entropy",),
+    strategies: Sequence[str] = (acquisition.DEFAULT,),
     initial: int = 20,
     step: int = 20,
     budget: int = 500,
