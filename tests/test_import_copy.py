@@ -186,3 +186,32 @@ def test_the_first_error_in_the_file_wins_over_a_later_reading_error(bad_at):
         assert info.value is reading
     else:
         assert str(info.value).startswith(f"f.csv, line {bad_at + 2}, column 3 (label): label 'Spam'")
+
+
+class _SlowMarking:
+    """A stand-in for ahead.Preparer: each slice takes a while and leaves a file behind
+    when it is finished (the workers are forked: the folder is shared)."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def __call__(self, items):
+        import os
+        import time
+
+        time.sleep(0.3)
+        (self.folder / f"{items[0]}-{os.getpid()}").touch()
+        return [None] * len(items)
+
+
+def test_an_import_that_stops_early_lets_the_workers_finish_before_stopping_them(tmp_path):
+    """Pool.terminate on a worker that is sending a result can hang for ever (the result
+    queue's lock dies with it): an import that stops early (here: its reader stops after
+    the first batch, as on a bad row) first lets every slice sent finish."""
+    batches = ahead.prepared_ahead(iter(range(3000)), 1000, _SlowMarking(tmp_path), workers=2)
+    first = next(batches)  # the first batch back; the second is being prepared meanwhile
+    assert len(first) == 1000
+    batches.close()
+    done = sorted(int(p.name.split("-")[0]) for p in tmp_path.iterdir())
+    # both batches' slices (4 each: 2 workers x 2) finished, none killed half-way
+    assert done == [0, 250, 500, 750, 1000, 1250, 1500, 1750], done

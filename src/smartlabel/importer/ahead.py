@@ -20,6 +20,7 @@ model text is not used.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
@@ -93,6 +94,7 @@ def prepared_ahead(items: Iterable, size: int, prepare: Preparer, workers: int) 
         workers = 0
     pool = None
     pending: deque[list] = deque()  # per batch sent, its slices' results
+    running: list = []  # slices sent to the workers and perhaps not finished (see _settle)
     batch: list = []
     it = iter(items)
     try:
@@ -115,14 +117,36 @@ def prepared_ahead(items: Iterable, size: int, prepare: Preparer, workers: int) 
             else:
                 step = -(-len(batch) // (workers * 2))
                 pending.append([pool.apply_async(_prepare, (batch[i:i + step],)) for i in range(0, len(batch), step)])
+                running = [job for job in running if not job.ready()] + pending[-1]
             if len(pending) > 1:
                 yield _collect(pending.popleft())
         while pending:
             yield _collect(pending.popleft())
     finally:
         if pool is not None:
+            _settle(running, SETTLE_SECONDS)
             pool.terminate()
             pool.join()
+
+
+# how long an import that stops early (an error, an interrupt) waits for slices still being
+# prepared before it stops the workers
+SETTLE_SECONDS = 30.0
+
+
+def _settle(jobs: list, seconds: float) -> None:
+    """Wait (at most `seconds`) until the workers have sent every result they are working on.
+
+    `Pool.terminate` kills the workers; one killed while it sends a result keeps the result
+    queue's lock held for ever, and terminate then waits on that lock without end (seen: an
+    import that stopped at a bad row in its first batch hung while the next batch's slices
+    were still being prepared). Idle workers hold no such lock."""
+    deadline = time.monotonic() + seconds
+    for job in jobs:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        job.wait(left)
 
 
 def _collect(jobs: list) -> list[Prepared | None]:
